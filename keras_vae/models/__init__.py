@@ -1,0 +1,9 @@
+"""The zoo's models, all sharing `BaseVAE`'s training contract."""
+
+from keras_vae.models.ae import AE
+from keras_vae.models.base import BaseVAE
+from keras_vae.models.beta_vae import BetaVAE
+from keras_vae.models.conv_vae import ConvVAE
+from keras_vae.models.vae import VAE
+
+__all__ = ["AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE"]

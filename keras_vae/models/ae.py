@@ -1,0 +1,33 @@
+"""`AE`: a deterministic autoencoder on the same base, the baseline VAEs are
+compared against."""
+
+import keras
+import tensorflow_probability as tfp
+
+from keras_vae.models.vae import VAE
+
+tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class AE(VAE):
+    """A plain autoencoder with the `VAE`'s MLP networks.
+
+    The "posterior" is a point mass at the encoder's output and there is no
+    KL term: the loss is the reconstruction loss `-log p(x | z)` alone, so
+    `fit` / `evaluate` report `loss` and `reconstruction_loss`. `sample`
+    still feeds the decoder draws from the standard-normal prior, which shows
+    why an unregularised latent space does not generate.
+
+    Args: as `VAE`.
+    """
+
+    metric_names = ("loss", "reconstruction_loss")
+
+    params_per_latent = 1  # a point, no scale
+
+    def make_posterior(self, params):
+        return tfd.Independent(tfd.Deterministic(loc=params), 1)
+
+    def latent_terms(self, posterior):
+        return posterior.mean()[None], None

@@ -1,0 +1,395 @@
+"""The one training contract shared by every model of the zoo.
+
+`BaseVAE` is a `keras.Model` whose `train_step` / `test_step` maximise the
+evidence lower bound
+
+    ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))
+
+with `tfp.distributions` objects for the posterior q(z|x) (`encode`), the
+likelihood p(x|z) (`decode`) and the prior p(z) (`prior`). The expectation is
+estimated with `num_samples` reparameterised samples; the KL is analytic
+through `tfd.kl_divergence` where a formula is registered, Monte Carlo
+otherwise. The reconstruction term is summed over the event and averaged over
+the batch, so `loss = reconstruction_loss + kl` is exactly the negative ELBO
+in nats per example (subclasses change only the KL weighting).
+
+Distribution: the loss is divided by `num_replicas_in_sync` before the
+gradients are taken (the optimizer sums gradients across replicas); metrics
+are unscaled. The reparameterisation noise of a step is drawn for the whole
+global batch from a stateless seed `(seed, step)` and each replica takes its
+own rows, so one step under `MirroredStrategy` sees exactly the noise it would
+see on one device.
+
+Subclasses provide the networks (`encoder` maps `[B, *data_shape]` to
+posterior parameters, `decoder` maps `[B, latent_dim]` to likelihood
+parameters of shape `[B, *data_shape]`) and may override `make_posterior`,
+`kl_penalty` or `latent_terms`; none of them copies `train_step`.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from keras_vae import likelihoods as likelihoods_lib
+from keras_vae import priors
+from keras_vae import validation
+
+tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class BaseVAE(keras.Model):
+    """A variational autoencoder trained with plain `model.fit`.
+
+    Args:
+        encoder: a Keras model mapping `[B, *data_shape]` to
+            `[B, posterior_params_size]` (`2 * latent_dim` for the diagonal
+            Gaussian posterior: means, then pre-softplus scales).
+        decoder: a Keras model mapping `[B, latent_dim]` to the likelihood's
+            parameters, `[B, *data_shape]`.
+        data_shape: shape of one example, e.g. `(28, 28, 1)`.
+        latent_dim: dimension of z.
+        likelihood: name of the observation model, one of
+            `keras_vae.likelihoods.NAMES`.
+        likelihood_scale: fixed standard deviation of the `"gaussian"`
+            likelihood (ignored by the others).
+        num_samples: reparameterised samples per example for the
+            reconstruction term.
+        seed: integer seed of the training noise; drawn from numpy's global
+            generator when `None` (so `keras.utils.set_random_seed` applies)
+            and recorded in the config.
+        **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
+
+    Metrics reported by `fit` and `evaluate` (nats per example): `loss` (the
+    objective minimised), `elbo`, `reconstruction_loss` (-E_q[log p(x|z)])
+    and `kl`.
+    """
+
+    #: Names of the metrics `fit` / `evaluate` report, in order.
+    metric_names = ("loss", "elbo", "reconstruction_loss", "kl")
+    #: `jit_compile` used for `compile(jit_compile="auto")` on machines without
+    #: an accelerator (Keras itself turns XLA off there); set per model from
+    #: `scripts/benchmark.py`.
+    default_jit_compile = False
+    #: Encoder outputs per latent dimension: a mean and a scale.
+    params_per_latent = 2
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        data_shape=(28, 28, 1),
+        latent_dim=16,
+        likelihood="bernoulli",
+        likelihood_scale=0.1,
+        num_samples=1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.data_shape = validation.int_tuple("data_shape", data_shape)
+        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
+        self.num_samples = validation.positive_int("num_samples", num_samples)
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        self.seed = validation.non_negative_int("seed", seed)
+        self.likelihood_name = likelihood
+        self.likelihood_scale = likelihood_scale
+        self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
+        self.encoder = self._check_network("encoder", encoder, self.data_shape, (self.posterior_params_size,))
+        self.decoder = self._check_network("decoder", decoder, (self.latent_dim,), self.data_shape)
+        self._noise_step = self.add_weight(
+            name="noise_step",
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+        self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
+        self.build((None, *self.data_shape))
+
+    @staticmethod
+    def _check_network(name, network, input_shape, output_shape):
+        if not isinstance(network, keras.layers.Layer):
+            raise ValueError(
+                f"`{name}` must be a Keras layer or model. Received: {name}={network!r}"
+            )
+        try:
+            got = tuple(network.compute_output_shape((None, *input_shape)))
+        except Exception as err:  # noqa: BLE001 - report what the network said
+            raise ValueError(
+                f"`{name}` must accept inputs of shape {(None, *input_shape)}. "
+                f"Received: {name} that fails with {type(err).__name__}: {err}"
+            ) from None
+        if got[1:] != tuple(output_shape):
+            raise ValueError(
+                f"`{name}` must output shape {(None, *output_shape)}. "
+                f"Received: {name} with output shape {got}"
+            )
+        return network
+
+    def build(self, input_shape=None):
+        for network, shape in ((self.encoder, self.data_shape), (self.decoder, (self.latent_dim,))):
+            if not network.built:
+                network.build((None, *shape))
+        self.built = True
+
+    # ------------------------------------------------------------------ #
+    # Distributions
+    # ------------------------------------------------------------------ #
+    @property
+    def posterior_params_size(self):
+        """Width of the encoder's output: `params_per_latent * latent_dim`."""
+        return self.params_per_latent * self.latent_dim
+
+    @property
+    def prior(self):
+        """p(z): standard normal over `latent_dim` dimensions."""
+        return priors.standard_normal(self.latent_dim)
+
+    def make_posterior(self, params):
+        """q(z|x) from encoder outputs: a diagonal Gaussian."""
+        return priors.diagonal_gaussian(params)
+
+    def encode(self, x, training=False):
+        """Returns the posterior q(z|x) as a `tfd.Distribution` (batch `[B]`, event `[latent_dim]`)."""
+        self._check_data("x", x, likelihood=False)
+        return self._posterior(x, training)
+
+    def decode(self, z, training=False):
+        """Returns the likelihood p(x|z) as a `tfd.Distribution` (batch `[B]`, event `data_shape`)."""
+        self._check_data("z", z, shape=(self.latent_dim,), likelihood=False)
+        return self._likelihood(z, training)
+
+    def _posterior(self, x, training=False):
+        params = self.encoder(x, training=training)
+        return self.make_posterior(tf.cast(params, tf.float32))
+
+    def _likelihood(self, z, training=False):
+        """p(x|z) for `z` of shape `[..., latent_dim]` (any leading dims)."""
+        lead = tf.shape(z)[:-1]
+        flat = tf.reshape(z, [-1, self.latent_dim])
+        params = tf.cast(self.decoder(flat, training=training), tf.float32)
+        params = tf.reshape(params, tf.concat([lead, self.data_shape], 0))
+        return self.likelihood.distribution(params)
+
+    # ------------------------------------------------------------------ #
+    # Inference helpers
+    # ------------------------------------------------------------------ #
+    def call(self, x, training=False):
+        """Deterministic reconstruction: likelihood mean at the posterior mean."""
+        return self._likelihood(self._posterior(x, training).mean(), training).mean()
+
+    def reconstruct(self, x, sample=False, seed=None):
+        """Reconstructs `x`.
+
+        With `sample=False` (default) the result is deterministic: the
+        likelihood mean at the posterior mean. With `sample=True`, z is drawn
+        from q(z|x) (reproducibly for an integer `seed`) and the likelihood mean
+        at that z is returned.
+        """
+        self._check_data("x", x)
+        if not sample:
+            return self(x)
+        z = self._posterior(x).sample(seed=_stateless_seed(seed))
+        return self._likelihood(z).mean()
+
+    def sample(self, num_samples, seed=None):
+        """Draws `num_samples` z from the prior and returns the likelihood means.
+
+        The same integer `seed` gives the same images.
+        """
+        num_samples = validation.positive_int("num_samples", num_samples)
+        z = self.prior.sample(num_samples, seed=_stateless_seed(seed))
+        return self._likelihood(z).mean()
+
+    # ------------------------------------------------------------------ #
+    # The objective
+    # ------------------------------------------------------------------ #
+    def kl_penalty(self, kl):
+        """The KL term as it enters the loss, given the batch-mean KL. ELBO: `kl`."""
+        return kl
+
+    def latent_terms(self, posterior):
+        """Returns `(z, kl)`: `num_samples` reparameterised draws `[S, B, latent_dim]`
+        and the per-example KL `[B]` (`None` for a model without one)."""
+        z = self.sample_posterior(posterior, self.num_samples)
+        try:
+            kl = tfd.kl_divergence(posterior, self.prior)
+        except NotImplementedError:  # no analytic formula: Monte Carlo estimate
+            kl = tf.reduce_mean(posterior.log_prob(z) - self.prior.log_prob(z), axis=0)
+        return z, kl
+
+    def sample_posterior(self, posterior, num_samples):
+        """Reparameterised draws `loc + scale * eps`, `[num_samples, B, latent_dim]`.
+
+        `eps` comes from a stateless generator keyed by `(seed, step)`, drawn
+        for the global batch and sliced to this replica's rows, so the result
+        does not depend on how many replicas share the batch. Posteriors that
+        are not location-scale families must override this.
+        """
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        loc = posterior.mean()
+        batch = tf.shape(loc)[0]
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self._noise_step.value])
+        self._noise_step.assign_add(1)
+        eps = tf.random.stateless_normal(
+            [num_samples, batch * replicas, self.latent_dim], seed=seed, dtype=loc.dtype
+        )
+        start = batch * tf.cast(replica, batch.dtype)
+        return loc + posterior.stddev() * eps[:, start : start + batch]
+
+    def compute_terms(self, x, training=False):
+        """Returns the named scalar terms of the objective for a batch `x`.
+
+        Always has `"loss"` (what gradients are taken of) and the entries of
+        `metric_names`.
+        """
+        posterior = self._posterior(x, training)
+        z, kl = self.latent_terms(posterior)
+        log_lik = self._likelihood(z, training).log_prob(tf.cast(x, tf.float32))
+        reconstruction = -tf.reduce_mean(log_lik)
+        terms = {"reconstruction_loss": reconstruction}
+        if kl is None:
+            terms["loss"] = reconstruction
+        else:
+            kl = tf.reduce_mean(kl)
+            terms.update(loss=reconstruction + self.kl_penalty(kl), elbo=-(reconstruction + kl), kl=kl)
+        if self.losses:  # weight regularisers and `add_loss` terms
+            terms["loss"] += tf.add_n([tf.cast(v, tf.float32) for v in self.losses])
+        return terms
+
+    # ------------------------------------------------------------------ #
+    # Keras training contract
+    # ------------------------------------------------------------------ #
+    @property
+    def metrics(self):
+        # Only our trackers: Keras' compiled-loss tracker is also named "loss"
+        # and would report 0.0 instead of the objective.
+        return list(self._trackers)
+
+    def _batch_x(self, data):
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support `sample_weight`. "
+                "Received: sample_weight"
+            )
+        return x
+
+    def _report(self, terms, x):
+        batch = tf.cast(tf.shape(x)[0], tf.float32)
+        for tracker in self._trackers:
+            tracker.update_state(terms[tracker.name], sample_weight=batch)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x = self._batch_x(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            terms = self.compute_terms(x, training=True)
+            # The optimizer sums replica gradients: scale the per-replica mean.
+            loss = self.optimizer.scale_loss(terms["loss"] / replicas)
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._report(terms, x)
+
+    def test_step(self, data):
+        x = self._batch_x(data)
+        return self._report(self.compute_terms(x, training=False), x)
+
+    def compile(self, optimizer="adam", jit_compile="auto", **kwargs):
+        """`keras.Model.compile`; no `loss` is needed (the ELBO is built in).
+
+        `jit_compile="auto"` uses the model's measured `default_jit_compile` on
+        machines without an accelerator and Keras' own choice elsewhere.
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                f"{type(self).__name__} trains on its own objective; do not pass a "
+                f"compiled loss. Received: loss={kwargs['loss']!r}"
+            )
+        if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
+            jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    # ------------------------------------------------------------------ #
+    # Input checks, run before any graph is built
+    # ------------------------------------------------------------------ #
+    def _check_data(self, name, data, shape=None, likelihood=True):
+        shape = self.data_shape if shape is None else shape
+        lik = self.likelihood if likelihood else None
+        if isinstance(data, (tuple, list)) and data and not np.isscalar(data[0]):
+            data = data[0]  # (x,), (x, y) or (x, y, sample_weight)
+        if isinstance(data, tf.data.Dataset):
+            spec = data.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            if not isinstance(spec, tf.TensorSpec):
+                raise ValueError(
+                    f"`{name}` must yield one tensor of examples per batch. "
+                    f"Received: {name}.element_spec={data.element_spec}"
+                )
+            validation.check_spec(name, spec.shape.as_list() if spec.shape.rank is not None else None, spec.dtype, shape)
+            return
+        if isinstance(data, tf.Tensor) and not tf.executing_eagerly():
+            validation.check_spec(name, data.shape.as_list(), data.dtype, shape)
+            return
+        if isinstance(data, (np.ndarray, tf.Tensor, list, str, bytes)) or np.isscalar(data):
+            validation.check_array(name, data, shape, lik)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_data("x", x)
+        if kwargs.get("validation_data") is not None:
+            self._check_data("validation_data", kwargs["validation_data"])
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data("x", x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_data("x", x, likelihood=False)
+        return super().predict(x, *args, **kwargs)
+
+    # ------------------------------------------------------------------ #
+    # Serialization
+    # ------------------------------------------------------------------ #
+    def _common_config(self):
+        config = super().get_config()
+        config.update(
+            data_shape=self.data_shape,
+            latent_dim=self.latent_dim,
+            likelihood=self.likelihood_name,
+            likelihood_scale=self.likelihood_scale,
+            num_samples=self.num_samples,
+            seed=self.seed,
+        )
+        return config
+
+    def get_config(self):
+        return {
+            **self._common_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _stateless_seed(seed):
+    """An integer seed as a TFP stateless seed (`None` stays stateful)."""
+    if seed is None:
+        return None
+    seed = validation.non_negative_int("seed", seed)
+    return tf.constant([seed, 0], tf.int32)

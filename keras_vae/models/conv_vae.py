@@ -1,0 +1,69 @@
+"""`ConvVAE`: strided-convolution encoder, transposed-convolution decoder."""
+
+import keras
+
+from keras_vae import validation
+from keras_vae.layers import networks
+from keras_vae.models.base import BaseVAE
+from keras_vae.models.vae import _activation
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class ConvVAE(BaseVAE):
+    """A VAE with convolutional networks for `H x W x C` images of any size.
+
+    Encoder: `Conv2D(f, kernel_size, strides=2)` for f in `filters`, then a
+    dense layer to `2 * latent_dim`. Decoder: a dense layer to the smallest
+    feature map, `Conv2DTranspose(f, strides=2)` for f in reversed `filters`,
+    a stride-1 `Conv2DTranspose` to C channels, and a crop back to `H x W`.
+
+    Args:
+        data_shape: `(H, W, C)`.
+        latent_dim: dimension of z.
+        filters: channels of the encoder's convolutions (reversed in the decoder).
+        kernel_size: convolution kernel size.
+        activation: activation of the hidden layers.
+        **kwargs: `BaseVAE` and `keras.Model` arguments.
+    """
+
+    # Measured with scripts/benchmark.py: XLA slows these convolutions down on CPU.
+    default_jit_compile = False
+
+    def __init__(
+        self,
+        data_shape=(28, 28, 1),
+        latent_dim=16,
+        filters=(32, 64),
+        kernel_size=3,
+        activation="relu",
+        **kwargs,
+    ):
+        data_shape = validation.int_tuple("data_shape", data_shape)
+        if len(data_shape) != 3:
+            raise ValueError(
+                f"`data_shape` must be (height, width, channels) for ConvVAE. "
+                f"Received: data_shape={data_shape}"
+            )
+        latent_dim = validation.positive_int("latent_dim", latent_dim)
+        filters = validation.int_tuple("filters", filters)
+        kernel_size = validation.positive_int("kernel_size", kernel_size)
+        activation = _activation("activation", activation)
+        dtype = kwargs.get("dtype")
+        encoder = networks.conv_encoder(
+            data_shape, filters, kernel_size, activation, self.params_per_latent * latent_dim, dtype=dtype
+        )
+        decoder = networks.conv_decoder(
+            latent_dim, filters[::-1], kernel_size, activation, data_shape, dtype=dtype
+        )
+        super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.activation = activation
+
+    def get_config(self):
+        return {
+            **self._common_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "activation": self.activation,
+        }

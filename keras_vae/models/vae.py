@@ -1,0 +1,68 @@
+"""`VAE`: multilayer-perceptron encoder and decoder (Kingma & Welling 2014)."""
+
+import keras
+
+from keras_vae import validation
+from keras_vae.layers import networks
+from keras_vae.models.base import BaseVAE
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(BaseVAE):
+    """A VAE with MLP networks.
+
+    The encoder is `Flatten -> Dense(h) for h in hidden_units -> Dense(2 * latent_dim)`,
+    the decoder `Dense(h) for h in reversed(hidden_units) -> Dense(prod(data_shape))`.
+    Burda et al. (2015)'s 784-200-200-50 architecture is
+    `VAE(latent_dim=50, hidden_units=(200, 200), activation="tanh")`.
+
+    Args:
+        data_shape: shape of one example.
+        latent_dim: dimension of z.
+        hidden_units: widths of the encoder's hidden layers (the decoder uses
+            them in reverse order).
+        activation: activation of the hidden layers (any Keras activation name).
+        **kwargs: `BaseVAE` arguments (`likelihood`, `num_samples`, `seed`, ...)
+            and `keras.Model` arguments.
+    """
+
+    # Measured with scripts/benchmark.py: XLA speeds the MLP up on CPU.
+    default_jit_compile = True
+
+    def __init__(
+        self,
+        data_shape=(28, 28, 1),
+        latent_dim=16,
+        hidden_units=(512, 256),
+        activation="relu",
+        **kwargs,
+    ):
+        data_shape = validation.int_tuple("data_shape", data_shape)
+        latent_dim = validation.positive_int("latent_dim", latent_dim)
+        hidden_units = validation.int_tuple("hidden_units", hidden_units, min_len=0)
+        activation = _activation("activation", activation)
+        dtype = kwargs.get("dtype")
+        encoder = networks.mlp_encoder(
+            data_shape, hidden_units, activation, self.params_per_latent * latent_dim, dtype=dtype
+        )
+        decoder = networks.mlp_decoder(latent_dim, hidden_units[::-1], activation, data_shape, dtype=dtype)
+        super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
+        self.hidden_units = hidden_units
+        self.activation = activation
+
+    def get_config(self):
+        return {**self._common_config(), "hidden_units": self.hidden_units, "activation": self.activation}
+
+
+def _activation(name, value):
+    """Checks that `value` names a Keras activation."""
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`{name}` must be the name of a Keras activation (e.g. 'relu', 'tanh'). "
+            f"Received: {name}={value!r}"
+        ) from None
+    if not isinstance(value, str):
+        raise ValueError(f"`{name}` must be an activation name (a string). Received: {name}={value!r}")
+    return value

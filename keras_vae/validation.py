@@ -1,0 +1,116 @@
+"""Argument checks that fail early with a message naming the argument.
+
+Every error reads "`arg` must be <expected>. Received: arg=<value>" so that
+bad input is reported before TensorFlow builds a graph around it.
+"""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+
+def positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
+    return int(value)
+
+
+def non_negative_float(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def int_tuple(name, value, min_len=1):
+    try:
+        out = tuple(positive_int(name, v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be a sequence of positive integers. Received: {name}={value!r}"
+        ) from None
+    if len(out) < min_len:
+        raise ValueError(
+            f"`{name}` must hold at least {min_len} positive integer(s). "
+            f"Received: {name}={value!r}"
+        )
+    return out
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def check_spec(name, shape, dtype, event_shape):
+    """Checks the static shape and dtype of a batch `[batch, *event_shape]`."""
+    dtype = tf.as_dtype(dtype)
+    if not dtype.is_floating:
+        hint = " Scale integer images to [0, 1], e.g. `x / 255`." if dtype.is_integer else ""
+        raise ValueError(
+            f"`{name}` must have a floating dtype (float16/32/64, bfloat16).{hint} "
+            f"Received: {name}.dtype={dtype.name}"
+        )
+    expected = (None, *event_shape)
+    shape = tuple(shape) if shape is not None else None
+    if shape is None or len(shape) != len(expected):
+        raise ValueError(
+            f"`{name}` must have rank {len(expected)}, shape {_shape_str(expected)} "
+            f"(batch first). Received: {name}.shape="
+            f"{'unknown' if shape is None else _shape_str(shape)}"
+        )
+    wrong = [i for i, (g, w) in enumerate(zip(shape[1:], event_shape)) if g is not None and g != w]
+    if wrong:
+        note = " (wrong number of channels)" if len(event_shape) == 3 and wrong == [2] else ""
+        raise ValueError(
+            f"`{name}` must have shape {_shape_str(expected)}{note}. "
+            f"Received: {name}.shape={_shape_str(shape)}"
+        )
+
+
+def check_values(name, x, likelihood=None):
+    """Checks concrete values: finite, and inside the likelihood's support."""
+    x = np.asarray(x)
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = x[~finite]
+        raise ValueError(
+            f"`{name}` must contain only finite values. Received: {name} with "
+            f"{bad.size} NaN/Inf values (e.g. {bad.flat[0]!r})"
+        )
+    if likelihood is not None:
+        problem = likelihood.support_violation(x)
+        if problem:
+            raise ValueError(
+                f"`{name}` must lie in the support {likelihood.support} of the "
+                f"'{likelihood.name}' likelihood. Received: {name} with {problem}"
+            )
+
+
+def check_array(name, x, event_shape, likelihood=None):
+    """Full check of an eager array-like batch (numpy, tf.Tensor, list)."""
+    if isinstance(x, (str, bytes)):
+        raise ValueError(f"`{name}` must be a numeric array. Received: {name}={x!r}")
+    if isinstance(x, tf.Tensor):
+        dtype, shape = x.dtype, x.shape.as_list()
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind in "USO":
+            raise ValueError(
+                f"`{name}` must be a numeric array. Received: {name}.dtype={arr.dtype}"
+            )
+        dtype, shape = arr.dtype, arr.shape
+    check_spec(name, shape, dtype, event_shape)
+    check_values(name, x, likelihood)
