@@ -40,3 +40,27 @@ def manual_dirs():
 def tfds_dir(tmp_path_factory):
     """A TFDS data dir shared by the whole session (prepared on first use)."""
     return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="session")
+def mnist_binary(tfds_dir, manual_dirs):
+    """256 real MNIST training images, statically binarized, float32 [256, 28, 28, 1]."""
+    from keras_vae import data
+
+    ds = data.load_dataset(
+        "mnist",
+        split="train[:256]",
+        batch_size=256,
+        binarize="static",
+        shuffle=False,
+        data_dir=str(tfds_dir),
+        manual_dir=str(manual_dirs["mnist"]),
+    )
+    return next(iter(ds)).numpy()
+
+
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One `MirroredStrategy` over the two logical CPUs, shared by the session
+    (several strategies in one process collide on collective-op instance keys)."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

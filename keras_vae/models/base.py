@@ -26,6 +26,8 @@ parameters of shape `[B, *data_shape]`) and may override `make_posterior`,
 `kl_penalty` or `latent_terms`; none of them copies `train_step`.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -155,7 +157,7 @@ class BaseVAE(keras.Model):
 
     def encode(self, x, training=False):
         """Returns the posterior q(z|x) as a `tfd.Distribution` (batch `[B]`, event `[latent_dim]`)."""
-        self._check_data("x", x, likelihood=False)
+        self._check_data("x", x)
         return self._posterior(x, training)
 
     def decode(self, z, training=False):
@@ -277,7 +279,7 @@ class BaseVAE(keras.Model):
         if sample_weight is not None:
             raise ValueError(
                 f"{type(self).__name__} does not support `sample_weight`. "
-                "Received: sample_weight"
+                "Received: a dataset yielding (x, y, sample_weight)"
             )
         return x
 
@@ -314,9 +316,27 @@ class BaseVAE(keras.Model):
                 f"{type(self).__name__} trains on its own objective; do not pass a "
                 f"compiled loss. Received: loss={kwargs['loss']!r}"
             )
+        explicit_jit = jit_compile is True
         if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
             jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
+        if jit_compile and self.distribute_strategy.num_replicas_in_sync > 1:
+            # Keras compiles the whole `strategy.run` call as one XLA cluster,
+            # which cannot reach variables mirrored on other devices.
+            if explicit_jit:
+                warnings.warn(
+                    "jit_compile=True is not supported with several replicas in "
+                    "sync; training without XLA.",
+                    stacklevel=2,
+                )
+            jit_compile = False
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for an overridden `compile`; restore the optimizer
+        # (and its slots, which `load_model` fills next) as Keras itself would.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # ------------------------------------------------------------------ #
     # Input checks, run before any graph is built
@@ -344,6 +364,11 @@ class BaseVAE(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_data("x", x)
+        if kwargs.get("sample_weight") is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support `sample_weight`. "
+                f"Received: sample_weight of type {type(kwargs['sample_weight']).__name__}"
+            )
         if kwargs.get("validation_data") is not None:
             self._check_data("validation_data", kwargs["validation_data"])
         return super().fit(x, y, *args, **kwargs)
@@ -353,7 +378,7 @@ class BaseVAE(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_data("x", x, likelihood=False)
+        self._check_data("x", x)
         return super().predict(x, *args, **kwargs)
 
     # ------------------------------------------------------------------ #
