@@ -40,6 +40,7 @@ def build_parser():
     train.add_argument("model", choices=MODELS)
     _data_args(train)
     train.add_argument("--epochs", type=int, default=5)
+    train.add_argument("--train-examples", type=int, help="use only the first N training images (quick trials)")
     train.add_argument("--latent-dim", type=int, default=16)
     train.add_argument("--likelihood", default="bernoulli")
     train.add_argument("--likelihood-scale", type=float, default=0.1, help="scale of the 'gaussian' likelihood")
@@ -106,7 +107,7 @@ def _binarize(choice, likelihood_name):
     return None if choice == "none" else choice
 
 
-def _dataset(args, split, likelihood_name, training):
+def _dataset(args, split, likelihood_name, training, num_examples=None):
     from keras_vae import data
 
     return data.load_dataset(
@@ -118,6 +119,7 @@ def _dataset(args, split, likelihood_name, training):
         seed=args.seed,
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
+        num_examples=num_examples,
     )
 
 
@@ -147,7 +149,7 @@ def train(args):
     out = args.output_dir or os.path.join("runs", f"{args.model}_{args.dataset}")
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-    train_ds = _dataset(args, "train", args.likelihood, training=True)
+    train_ds = _dataset(args, "train", args.likelihood, training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", args.likelihood, training=False)
     strategy = tf.distribute.MirroredStrategy() if args.strategy == "mirrored" else tf.distribute.get_strategy()
     with strategy.scope():

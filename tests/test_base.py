@@ -108,3 +108,17 @@ def test_seed_argument_is_checked():
     model = VAE(latent_dim=2, hidden_units=(8,), seed=0)
     with pytest.raises(ValueError, match="`num_samples` must be a positive integer. Received: num_samples=0"):
         model.sample(0)
+
+
+def test_several_replicas_train_without_xla_and_one_step_per_execution(two_replicas):
+    with two_replicas.scope():
+        model = VAE(latent_dim=2, hidden_units=(8,), seed=0)
+        model.compile()
+        assert (model.jit_compile, model.steps_per_execution) == (False, 1)
+        with pytest.warns(UserWarning, match="steps_per_execution > 1 is not supported"):
+            model.compile(steps_per_execution=4)
+        with pytest.warns(UserWarning, match="jit_compile=True is not supported"):
+            model.compile(jit_compile=True)
+    single = VAE(latent_dim=2, hidden_units=(8,), seed=0)
+    single.compile()
+    assert (single.jit_compile, single.steps_per_execution) == (True, VAE.default_steps_per_execution)

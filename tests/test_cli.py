@@ -1,0 +1,68 @@
+"""The `keras-vae` command, run as a real subprocess on real MNIST."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import matplotlib.image
+import pytest
+
+import keras_vae  # noqa: F401 - registers the classes for load_model
+
+
+def run(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_vae.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tfds_dir, manual_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = run("train", "conv_vae", "--dataset", "mnist", "--epochs", 2, "--train-examples", 512,
+                 "--batch-size", 64, "--latent-dim", 4, "--filters", "8,16", "--output-dir", out,
+                 "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_train_writes_model_history_and_plots(trained):
+    out, result = trained
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("conv_vae on mnist: 2 epochs") and "test loss" in summary
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["history"]["loss"]) == 2 and "val_elbo" in history["history"]
+    model = keras.models.load_model(out / "model.keras")
+    assert type(model).__name__ == "ConvVAE" and model.latent_dim == 4 and model.filters == (8, 16)
+    for name in ("samples", "reconstructions", "interpolations"):
+        image = matplotlib.image.imread(out / f"{name}.png")
+        assert image.ndim == 3 and min(image.shape[:2]) > 50
+    assert not [p for p in os.listdir(out) if "partial" in p or p.startswith("tmp")]
+
+
+def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_dirs):
+    out, _ = trained
+    png = tmp_path / "grid.png"
+    result = run("sample", out / "model.keras", "--num", 16, "--seed", 3, "--output", png)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert matplotlib.image.imread(png).shape[0] > 50
+    result = run("evaluate", out / "model.keras", "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"loss", "elbo", "reconstruction_loss", "kl"} <= set(logs) and logs["elbo"] < 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "conv_vae", "--beta", "2"], "`--beta` applies to beta_vae"),
+    (["train", "vae", "--latent-dim", "0", "--train-examples", "8"], "`latent_dim` must be a positive integer"),
+    (["sample", "missing.keras"], "`model_path` must be an existing .keras file"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dirs):
+    result = run(*args, "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"]) if args[0] == "train" \
+        else run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
