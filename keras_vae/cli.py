@@ -104,6 +104,12 @@ def _model_kwargs(args):
 def _binarize(choice, likelihood_name):
     if choice == "auto":
         return "dynamic" if likelihood_name == "bernoulli" else None
+    if choice == "none" and likelihood_name == "bernoulli":
+        raise ValueError(
+            "`--binarize` must be dynamic or static for the bernoulli likelihood (grey "
+            "values are outside its support {0, 1}; use --likelihood continuous_bernoulli "
+            "for them). Received: --binarize none"
+        )
     return None if choice == "none" else choice
 
 

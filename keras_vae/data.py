@@ -14,7 +14,6 @@ folder holding the dataset's four official `.gz` release files; TFDS checks
 their sha256 before using them.
 """
 
-import numbers
 import os
 import socket
 import urllib.parse
@@ -22,6 +21,8 @@ import urllib.request
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from keras_vae import validation
 
 DATASETS = ("mnist", "fashion_mnist")
 BINARIZATIONS = (None, "dynamic", "static")
@@ -38,18 +39,6 @@ def _check_choice(arg, value, choices):
         raise ValueError(
             f"`{arg}` must be one of {choices}. Received: {arg}={value!r}"
         )
-
-
-def _check_positive_int(arg, value, allow_none=False):
-    if allow_none and value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value <= 0
-    ):
-        expected = "a positive integer" + (" or None" if allow_none else "")
-        raise ValueError(f"`{arg}` must be {expected}. Received: {arg}={value!r}")
 
 
 def _resolve_manual_dir(name, manual_dir):
@@ -191,8 +180,9 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     """
     _check_choice("name", name, DATASETS)
     _check_choice("binarize", binarize, BINARIZATIONS)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("num_examples", num_examples, allow_none=True)
+    validation.positive_int("batch_size", batch_size)
+    if num_examples is not None:
+        validation.positive_int("num_examples", num_examples)
     builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
     if shuffle is None:
         shuffle = split.startswith("train")

@@ -149,9 +149,6 @@ class Gaussian(Likelihood):
     def distribution(self, params):
         return self._independent(tfd.Normal(loc=params, scale=self.stddev()))
 
-    def support_violation(self, x):
-        return None
-
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
 
@@ -182,7 +179,7 @@ def get(name, event_shape, scale=0.1):
     Raises:
         ValueError: for an unknown name.
     """
-    if name not in _BY_NAME:
+    if not isinstance(name, str) or name not in _BY_NAME:
         raise ValueError(f"`likelihood` must be one of {NAMES}. Received: likelihood={name!r}")
     layer = _BY_NAME[name](event_shape, scale)
     layer.build(event_shape)

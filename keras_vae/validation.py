@@ -16,10 +16,27 @@ def positive_int(name, value):
     return int(value)
 
 
-def non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
+_MAX_SEED = 2**31 - 1
+
+
+def seed(name, value):
+    """A seed usable by TensorFlow's stateless generators: 0 <= value < 2**31."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= _MAX_SEED:
+        raise ValueError(
+            f"`{name}` must be an integer in [0, {_MAX_SEED}]. Received: {name}={value!r}"
+        )
     return int(value)
+
+
+def positive_float(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
+    return float(value)
 
 
 def non_negative_float(name, value):

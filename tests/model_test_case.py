@@ -48,6 +48,7 @@ class ModelTests:
             assert len(values) == 2 and np.all(np.isfinite(values)), name
         logs = model.evaluate(x, batch_size=8, return_dict=True, verbose=0)
         assert set(logs) == set(model.metric_names)
+        assert model.evaluate(x, batch_size=8, return_dict=True, verbose=0) == logs  # repeatable
         assert logs["loss"] > 0  # not the 0.0 Keras substitutes for an uncompiled loss
         terms = {k: float(v) for k, v in model.compute_terms(x).items()}
         assert logs["reconstruction_loss"] == pytest.approx(terms["reconstruction_loss"], rel=0.05)
@@ -72,8 +73,12 @@ class ModelTests:
         assert restored.get_config() == model.get_config()
         np.testing.assert_array_equal(restored.encode(x).mean(), model.encode(x).mean())
         np.testing.assert_array_equal(restored.sample(3, seed=1), model.sample(3, seed=1))
-        # The restored optimizer state continues training.
-        restored.fit(x, batch_size=BATCH, epochs=1, verbose=0)
+        # Optimizer and noise state are restored too: both continue identically.
+        assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) == 1
+        for m in (model, restored):
+            m.fit(x, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+        for a, b in zip(model.weights, restored.weights):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, err_msg=a.path)
 
     # ------------------------------------------------------------ replicas
     def test_two_replicas_match_one_device(self, x, two_replicas):

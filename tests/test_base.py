@@ -36,8 +36,9 @@ def test_networks_of_the_wrong_shape_are_rejected():
         BaseVAE(encoder, "decoder", latent_dim=3)
 
 
-class _FullCovariancePosterior(BaseVAE):
-    """A posterior family with no registered KL against the prior."""
+class _MultivariateNormalDiagPosterior(BaseVAE):
+    """The same family as the default posterior, but one with no registered
+    KL against the `Independent(Normal)` prior."""
 
     def make_posterior(self, params):
         loc, raw = tf.split(params, 2, -1)
@@ -47,7 +48,7 @@ class _FullCovariancePosterior(BaseVAE):
 def test_monte_carlo_kl_when_no_formula_is_registered(mnist_binary):
     x = mnist_binary[:4]
     analytic = BaseVAE(*_own_networks(), latent_dim=3, seed=0)
-    mc = _FullCovariancePosterior(*_own_networks(), latent_dim=3, seed=0, num_samples=20_000)
+    mc = _MultivariateNormalDiagPosterior(*_own_networks(), latent_dim=3, seed=0, num_samples=20_000)
     mc.set_weights(analytic.get_weights())
     with pytest.raises(NotImplementedError):
         tfd.kl_divergence(mc.encode(x), mc.prior)
@@ -95,17 +96,21 @@ def test_mixed_precision(mnist_binary, policy, name):
 
 def test_compile_rejects_a_loss_and_fit_rejects_sample_weights(mnist_binary):
     model = VAE(latent_dim=2, hidden_units=(8,), seed=0)
-    with pytest.raises(ValueError, match="do not pass a compiled loss. Received: loss='mse'"):
+    with pytest.raises(ValueError, match="do not pass a compiled `loss`. Received: loss='mse'"):
         model.compile(loss="mse")
+    with pytest.raises(ValueError, match="do not pass a compiled `metrics`. Received: metrics=.'mae'."):
+        model.compile(metrics=["mae"])
     model.compile()
     with pytest.raises(ValueError, match="sample_weight"):
         model.fit(mnist_binary[:8], sample_weight=np.ones(8), verbose=0)
 
 
 def test_seed_argument_is_checked():
-    with pytest.raises(ValueError, match="`seed` must be an integer >= 0. Received: seed=-1"):
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 2147483647\]. Received: seed=-1"):
         VAE(seed=-1)
     model = VAE(latent_dim=2, hidden_units=(8,), seed=0)
+    with pytest.raises(ValueError, match="Received: seed=4294967296"):
+        model.sample(1, seed=2**32)  # would wrap around to seed 0 in int32
     with pytest.raises(ValueError, match="`num_samples` must be a positive integer. Received: num_samples=0"):
         model.sample(0)
 
@@ -122,3 +127,53 @@ def test_several_replicas_train_without_xla_and_one_step_per_execution(two_repli
     single = VAE(latent_dim=2, hidden_units=(8,), seed=0)
     single.compile()
     assert (single.jit_compile, single.steps_per_execution) == (True, VAE.default_steps_per_execution)
+
+
+class _LogisticPosterior(BaseVAE):
+    """Not a Gaussian: sampled through `posterior.sample`, KL by Monte Carlo."""
+
+    def make_posterior(self, params):
+        loc, raw = tf.split(params, 2, -1)
+        return tfd.Independent(tfd.Logistic(loc, tf.nn.softplus(raw) + 1e-5), 1)
+
+
+def test_other_posterior_families_are_sampled_from_themselves(mnist_binary):
+    model = _LogisticPosterior(*_own_networks(), latent_dim=3, seed=0)
+    posterior = model.encode(mnist_binary[:2])
+    z = model.sample_posterior(posterior, 20_000).numpy()
+    scale = posterior.distribution.scale.numpy()
+    # A logistic's standard deviation is scale * pi / sqrt(3), not scale.
+    np.testing.assert_allclose(z.std(0), scale * np.pi / np.sqrt(3), rtol=0.05)
+    model.compile()
+    assert np.isfinite(model.fit(mnist_binary[:16], batch_size=8, verbose=0).history["kl"]).all()
+
+
+def test_metrics_weight_batches_by_their_size(mnist_binary):
+    from keras_vae import AE
+
+    model = AE(latent_dim=2, hidden_units=(8,), seed=0)  # deterministic: exact comparison
+    model.compile()
+    x = mnist_binary[:30]
+    logs = model.evaluate(x, batch_size=8, return_dict=True, verbose=0)  # 8, 8, 8, 6
+    assert logs["loss"] == pytest.approx(float(model.compute_terms(x)["loss"]), rel=1e-5)
+
+
+def test_validation_does_not_change_training(mnist_binary):
+    def train(validation):
+        model = VAE(latent_dim=2, hidden_units=(8,), seed=3)
+        model.set_weights(reference)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        model.fit(mnist_binary[:64], batch_size=16, epochs=2, verbose=0, shuffle=False,
+                  validation_data=(mnist_binary[64:96],) if validation else None)
+        return [np.asarray(v) for v in model.trainable_weights]
+
+    reference = VAE(latent_dim=2, hidden_units=(8,), seed=3).get_weights()
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_likelihood_arguments_are_named_in_errors():
+    with pytest.raises(ValueError, match="`likelihood_scale` must be a finite number > 0. Received: likelihood_scale=0"):
+        VAE(likelihood="gaussian", likelihood_scale=0)
+    with pytest.raises(ValueError, match="`likelihood` must be one of"):
+        VAE(likelihood=["bernoulli"])

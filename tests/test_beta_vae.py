@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 from model_test_case import ModelTests
 
@@ -28,8 +29,19 @@ def test_capacity_is_annealed_linearly(mnist_binary):
         assert terms["loss"] == pytest.approx(
             terms["reconstruction_loss"] + 100.0 * abs(terms["kl"] - expected), rel=1e-5
         )
-    model.fit(x, batch_size=8, epochs=1, verbose=0)
-    assert int(model.optimizer.iterations) == 8
+    # The compiled step reads the schedule at run time, not at trace time.
+    for step, expected in [(1, 5.0), (3, 15.0)]:
+        model.optimizer.iterations.assign(step)
+        logs = model.evaluate(x, batch_size=len(x), return_dict=True, verbose=0)
+        assert logs["loss"] == pytest.approx(
+            logs["reconstruction_loss"] + 100.0 * abs(logs["kl"] - expected), rel=1e-5
+        )
+
+
+def test_capacity_before_compile_is_zero(mnist_binary):
+    model = BetaVAE(capacity=20.0, latent_dim=2, hidden_units=(8,), seed=0)
+    assert float(model.current_capacity()) == 0.0
+    assert np.isfinite(float(model.compute_terms(mnist_binary[:4])["loss"]))
 
 
 @pytest.mark.parametrize("kwargs, arg", [({"beta": -1.0}, "beta"), ({"capacity": -2.0}, "capacity"),

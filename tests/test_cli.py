@@ -59,6 +59,7 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     (["train", "conv_vae", "--beta", "2"], "`--beta` applies to beta_vae"),
     (["train", "vae", "--latent-dim", "0", "--train-examples", "8"], "`latent_dim` must be a positive integer"),
     (["sample", "missing.keras"], "`model_path` must be an existing .keras file"),
+    (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dirs):
     result = run(*args, "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"]) if args[0] == "train" \

@@ -143,7 +143,7 @@ def test_global_batch_under_distribution_strategy(data_dir, two_replicas):
         ({"batch_size": 1.5}, r"Received: batch_size=1\.5"),
         ({"batch_size": True}, r"Received: batch_size=True"),
         ({"num_examples": -3},
-         r"`num_examples` must be a positive integer or None\. Received"),
+         r"`num_examples` must be a positive integer\. Received"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, match):

@@ -29,5 +29,5 @@ class AE(VAE):
     def make_posterior(self, params):
         return tfd.Independent(tfd.Deterministic(loc=params), 1)
 
-    def latent_terms(self, posterior):
+    def latent_terms(self, posterior, training=False):
         return posterior.mean()[None], None

@@ -100,19 +100,27 @@ class BaseVAE(keras.Model):
         self.num_samples = validation.positive_int("num_samples", num_samples)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        self.seed = validation.non_negative_int("seed", seed)
+        self.seed = validation.seed("seed", seed)
+        if likelihood == "gaussian":
+            likelihood_scale = validation.positive_float("likelihood_scale", likelihood_scale)
         self.likelihood_name = likelihood
         self.likelihood_scale = likelihood_scale
         self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
         self.encoder = self._check_network("encoder", encoder, self.data_shape, (self.posterior_params_size,))
         self.decoder = self._check_network("decoder", decoder, (self.latent_dim,), self.data_shape)
-        self._noise_step = self.add_weight(
-            name="noise_step",
-            shape=(),
-            dtype="int64",
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
+        # Noise keys: (seed, step) for training steps, (seed, -1 - i) for the
+        # i-th batch of an `evaluate` call, so evaluation is repeatable and
+        # does not shift the training noise.
+        self._noise_step, self._eval_step = (
+            self.add_weight(
+                name=name,
+                shape=(),
+                dtype="int64",
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+            )
+            for name in ("noise_step", "eval_step")
         )
         self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
         self.build((None, *self.data_shape))
@@ -219,31 +227,42 @@ class BaseVAE(keras.Model):
         """The KL term as it enters the loss, given the batch-mean KL. ELBO: `kl`."""
         return kl
 
-    def latent_terms(self, posterior):
+    def latent_terms(self, posterior, training=False):
         """Returns `(z, kl)`: `num_samples` reparameterised draws `[S, B, latent_dim]`
         and the per-example KL `[B]` (`None` for a model without one)."""
-        z = self.sample_posterior(posterior, self.num_samples)
+        z = self.sample_posterior(posterior, self.num_samples, training)
         try:
             kl = tfd.kl_divergence(posterior, self.prior)
         except NotImplementedError:  # no analytic formula: Monte Carlo estimate
             kl = tf.reduce_mean(posterior.log_prob(z) - self.prior.log_prob(z), axis=0)
         return z, kl
 
-    def sample_posterior(self, posterior, num_samples):
-        """Reparameterised draws `loc + scale * eps`, `[num_samples, B, latent_dim]`.
+    def _next_noise_seed(self, training):
+        counter = self._noise_step if training else self._eval_step
+        step = counter.value
+        counter.assign_add(1)
+        return tf.stack([tf.constant(self.seed, tf.int64), step if training else -1 - step])
 
-        `eps` comes from a stateless generator keyed by `(seed, step)`, drawn
-        for the global batch and sliced to this replica's rows, so the result
-        does not depend on how many replicas share the batch. Posteriors that
-        are not location-scale families must override this.
+    def sample_posterior(self, posterior, num_samples, training=False):
+        """Reparameterised draws from q(z|x), `[num_samples, B, latent_dim]`.
+
+        For the diagonal-Gaussian posterior, `loc + scale * eps` with `eps`
+        from a stateless generator keyed by `(seed, step)`, drawn for the
+        global batch and sliced to this replica's rows: a step sees the same
+        noise on one device as on several when the replicas get equal shares
+        of the batch (`drop_remainder=True`; an uneven last batch reuses a few
+        rows across replicas). Other posteriors draw with `posterior.sample`
+        from the same key folded with the replica id.
         """
+        seed = self._next_noise_seed(training)
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        if not _is_diagonal_gaussian(posterior):
+            seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
+            return posterior.sample(num_samples, seed=tf.cast(seed, tf.int32))
         loc = posterior.mean()
         batch = tf.shape(loc)[0]
-        seed = tf.stack([tf.constant(self.seed, tf.int64), self._noise_step.value])
-        self._noise_step.assign_add(1)
         eps = tf.random.stateless_normal(
             [num_samples, batch * replicas, self.latent_dim], seed=seed, dtype=loc.dtype
         )
@@ -257,7 +276,7 @@ class BaseVAE(keras.Model):
         `metric_names`.
         """
         posterior = self._posterior(x, training)
-        z, kl = self.latent_terms(posterior)
+        z, kl = self.latent_terms(posterior, training)
         log_lik = self._likelihood(z, training).log_prob(tf.cast(x, tf.float32))
         reconstruction = -tf.reduce_mean(log_lik)
         terms = {"reconstruction_loss": reconstruction}
@@ -317,11 +336,13 @@ class BaseVAE(keras.Model):
         machines without an accelerator and Keras' own choice elsewhere.
         `steps_per_execution=None` uses `default_steps_per_execution`.
         """
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                f"{type(self).__name__} trains on its own objective; do not pass a "
-                f"compiled loss. Received: loss={kwargs['loss']!r}"
-            )
+        for arg in ("loss", "metrics", "weighted_metrics"):
+            if kwargs.get(arg) is not None:
+                raise ValueError(
+                    f"{type(self).__name__} trains on its own objective and reports "
+                    f"{self.metric_names}; do not pass a compiled `{arg}`. "
+                    f"Received: {arg}={kwargs[arg]!r}"
+                )
         explicit_jit = jit_compile is True
         if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
             jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
@@ -361,7 +382,7 @@ class BaseVAE(keras.Model):
     def _check_data(self, name, data, shape=None, likelihood=True):
         shape = self.data_shape if shape is None else shape
         lik = self.likelihood if likelihood else None
-        if isinstance(data, (tuple, list)) and data and not np.isscalar(data[0]):
+        if isinstance(data, tuple) and data:
             data = data[0]  # (x,), (x, y) or (x, y, sample_weight)
         if isinstance(data, tf.data.Dataset):
             spec = data.element_spec
@@ -371,7 +392,8 @@ class BaseVAE(keras.Model):
                     f"`{name}` must yield one tensor of examples per batch. "
                     f"Received: {name}.element_spec={data.element_spec}"
                 )
-            validation.check_spec(name, spec.shape.as_list() if spec.shape.rank is not None else None, spec.dtype, shape)
+            if spec.shape.rank is not None:  # unknown shapes are checked by the graph
+                validation.check_spec(name, spec.shape.as_list(), spec.dtype, shape)
             return
         if isinstance(data, tf.Tensor) and not tf.executing_eagerly():
             validation.check_spec(name, data.shape.as_list(), data.dtype, shape)
@@ -391,7 +413,9 @@ class BaseVAE(keras.Model):
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        # Also runs for `fit`'s validation_data.
         self._check_data("x", x)
+        self._eval_step.assign(0)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -429,9 +453,14 @@ class BaseVAE(keras.Model):
         return cls(**config)
 
 
+def _is_diagonal_gaussian(distribution):
+    if isinstance(distribution, tfd.MultivariateNormalDiag):
+        return True
+    return isinstance(distribution, tfd.Independent) and isinstance(distribution.distribution, tfd.Normal)
+
+
 def _stateless_seed(seed):
     """An integer seed as a TFP stateless seed (`None` stays stateful)."""
     if seed is None:
         return None
-    seed = validation.non_negative_int("seed", seed)
-    return tf.constant([seed, 0], tf.int32)
+    return tf.constant([validation.seed("seed", seed), 0], tf.int32)
