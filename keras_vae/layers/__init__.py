@@ -1,5 +1,6 @@
-"""Network builders shared by the zoo models."""
+"""Layers shared by the zoo models: encoder/decoder stacks and the vector quantizer."""
 
 from keras_vae.layers import networks
+from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
 
-__all__ = ["networks"]
+__all__ = ["CodebookUsage", "VectorQuantizer", "networks"]
