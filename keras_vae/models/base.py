@@ -106,8 +106,8 @@ class BaseVAE(keras.Model):
         self.likelihood_name = likelihood
         self.likelihood_scale = likelihood_scale
         self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
-        self.encoder = self._check_network("encoder", encoder, self.data_shape, (self.posterior_params_size,))
-        self.decoder = self._check_network("decoder", decoder, (self.latent_dim,), self.data_shape)
+        self.encoder = self._check_network("encoder", encoder, self.data_shape, self._encoder_output_shape(encoder))
+        self.decoder = self._check_network("decoder", decoder, self.latent_shape, self.data_shape)
         # Noise keys: (seed, step) for training steps, (seed, -1 - i) for the
         # i-th batch of an `evaluate` call, so evaluation is repeatable and
         # does not shift the training noise.
@@ -122,7 +122,7 @@ class BaseVAE(keras.Model):
             )
             for name in ("noise_step", "eval_step")
         )
-        self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
+        self._trackers = self._make_trackers()
         self.build((None, *self.data_shape))
 
     @staticmethod
@@ -146,7 +146,7 @@ class BaseVAE(keras.Model):
         return network
 
     def build(self, input_shape=None):
-        for network, shape in ((self.encoder, self.data_shape), (self.decoder, (self.latent_dim,))):
+        for network, shape in ((self.encoder, self.data_shape), (self.decoder, self.latent_shape)):
             if not network.built:
                 network.build((None, *shape))
         self.built = True
@@ -158,6 +158,15 @@ class BaseVAE(keras.Model):
     def posterior_params_size(self):
         """Width of the encoder's output: `params_per_latent * latent_dim`."""
         return self.params_per_latent * self.latent_dim
+
+    @property
+    def latent_shape(self):
+        """Shape of one latent z: `(latent_dim,)`."""
+        return (self.latent_dim,)
+
+    def _encoder_output_shape(self, encoder):
+        """The output shape (batch excluded) the encoder must have."""
+        return (self.posterior_params_size,)
 
     @property
     def prior(self):
@@ -175,7 +184,7 @@ class BaseVAE(keras.Model):
 
     def decode(self, z, training=False):
         """Returns the likelihood p(x|z) as a `tfd.Distribution` (batch `[B]`, event `data_shape`)."""
-        self._check_data("z", z, shape=(self.latent_dim,), likelihood=False)
+        self._check_data("z", z, shape=self.latent_shape, likelihood=False)
         return self._likelihood(z, training)
 
     def _posterior(self, x, training=False):
@@ -183,9 +192,9 @@ class BaseVAE(keras.Model):
         return self.make_posterior(tf.cast(params, tf.float32))
 
     def _likelihood(self, z, training=False):
-        """p(x|z) for `z` of shape `[..., latent_dim]` (any leading dims)."""
-        lead = tf.shape(z)[:-1]
-        flat = tf.reshape(z, [-1, self.latent_dim])
+        """p(x|z) for `z` of shape `[..., *latent_shape]` (any leading dims)."""
+        lead = tf.shape(z)[: tf.rank(z) - len(self.latent_shape)]
+        flat = tf.reshape(z, [-1, *self.latent_shape])
         params = tf.cast(self.decoder(flat, training=training), tf.float32)
         params = tf.reshape(params, tf.concat([lead, self.data_shape], 0))
         return self.likelihood.distribution(params)
@@ -227,15 +236,22 @@ class BaseVAE(keras.Model):
         """The KL term as it enters the loss, given the batch-mean KL. ELBO: `kl`."""
         return kl
 
-    def latent_terms(self, posterior, training=False):
-        """Returns `(z, kl)`: `num_samples` reparameterised draws `[S, B, latent_dim]`
-        and the per-example KL `[B]` (`None` for a model without one)."""
+    def latent_terms(self, x, training=False):
+        """Encodes `x` and returns `(z, terms)`.
+
+        `z` holds `num_samples` reparameterised draws from q(z|x),
+        `[S, B, *latent_shape]`; `terms` holds named batch-mean scalars, at
+        least `"penalty"` (what the loss adds to the reconstruction term):
+        here `kl` and `penalty = kl_penalty(kl)`.
+        """
+        posterior = self._posterior(x, training)
         z = self.sample_posterior(posterior, self.num_samples, training)
         try:
             kl = tfd.kl_divergence(posterior, self.prior)
         except NotImplementedError:  # no analytic formula: Monte Carlo estimate
             kl = tf.reduce_mean(posterior.log_prob(z) - self.prior.log_prob(z), axis=0)
-        return z, kl
+        kl = tf.reduce_mean(kl)
+        return z, {"kl": kl, "penalty": self.kl_penalty(kl)}
 
     def _next_noise_seed(self, training):
         counter = self._noise_step if training else self._eval_step
@@ -272,19 +288,16 @@ class BaseVAE(keras.Model):
     def compute_terms(self, x, training=False):
         """Returns the named scalar terms of the objective for a batch `x`.
 
-        Always has `"loss"` (what gradients are taken of) and the entries of
-        `metric_names`.
+        Always has `"loss"` (what gradients are taken of) and one entry per
+        tracker in `metrics`.
         """
-        posterior = self._posterior(x, training)
-        z, kl = self.latent_terms(posterior, training)
+        z, terms = self.latent_terms(x, training)
         log_lik = self._likelihood(z, training).log_prob(tf.cast(x, tf.float32))
         reconstruction = -tf.reduce_mean(log_lik)
-        terms = {"reconstruction_loss": reconstruction}
-        if kl is None:
-            terms["loss"] = reconstruction
-        else:
-            kl = tf.reduce_mean(kl)
-            terms.update(loss=reconstruction + self.kl_penalty(kl), elbo=-(reconstruction + kl), kl=kl)
+        terms = dict(terms, reconstruction_loss=reconstruction)
+        terms["loss"] = reconstruction + terms.pop("penalty")
+        if "kl" in terms:
+            terms["elbo"] = -(reconstruction + terms["kl"])
         if self.losses:  # weight regularisers and `add_loss` terms
             terms["loss"] += tf.add_n([tf.cast(v, tf.float32) for v in self.losses])
         return terms
@@ -307,11 +320,22 @@ class BaseVAE(keras.Model):
             )
         return x
 
+    def _make_trackers(self):
+        """One batch-size-weighted `Mean` per name in `metric_names`."""
+        return [keras.metrics.Mean(name=n) for n in self.metric_names]
+
     def _report(self, terms, x):
         batch = tf.cast(tf.shape(x)[0], tf.float32)
         for tracker in self._trackers:
-            tracker.update_state(terms[tracker.name], sample_weight=batch)
-        return {m.name: m.result() for m in self.metrics}
+            if isinstance(tracker, keras.metrics.Mean):
+                tracker.update_state(terms[tracker.name], sample_weight=batch)
+            else:
+                tracker.update_state(terms[tracker.name])
+        logs = {}
+        for metric in self.metrics:
+            result = metric.result()
+            logs.update(result if isinstance(result, dict) else {metric.name: result})
+        return logs
 
     def train_step(self, data):
         x = self._batch_x(data)
