@@ -13,7 +13,7 @@ import importlib
 __version__ = "0.1.0"
 
 from keras_vae import likelihoods, priors  # noqa: E402
-from keras_vae.models import AE, BaseVAE, BetaVAE, ConvVAE, VAE  # noqa: E402
+from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvVAE  # noqa: E402
 
 _LAZY = ("data", "plotting")  # tensorflow-datasets / matplotlib load on first use
 
@@ -24,4 +24,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_vae' has no attribute {name!r}")
 
 
-__all__ = ["AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "data", "likelihoods", "plotting", "priors"]
+__all__ = ["AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE", "data", "likelihoods", "plotting", "priors"]

@@ -88,16 +88,17 @@ def plot_reconstructions(model, x, path, num_images=16):
 
 
 def plot_interpolations(model, x, path, steps=10):
-    """Decodes straight lines between posterior means of consecutive pairs of `x`."""
+    """Decodes straight lines between the latents (`model.latent`) of consecutive pairs of `x`."""
     steps = validation.positive_int("steps", steps)
     x = np.asarray(x)
     if len(x) < 2:
         raise ValueError(f"`x` must hold at least 2 images to interpolate. Received: x.shape={x.shape}")
-    z = np.asarray(model.encode(x[: len(x) // 2 * 2]).mean())
+    z = np.asarray(model.latent(x[: len(x) // 2 * 2]))
     start, end = z[0::2], z[1::2]
     weights = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
-    path_z = start[:, None] * (1 - weights) + end[:, None] * weights  # [pairs, steps, d]
-    images = np.asarray(model.decode(path_z.reshape(-1, z.shape[-1])).mean())
+    weights = weights.reshape(weights.shape + (1,) * (z.ndim - 2))
+    path_z = start[:, None] * (1 - weights) + end[:, None] * weights  # [pairs, steps, *latent]
+    images = np.asarray(model.decode(path_z.reshape(-1, *z.shape[1:])).mean())
     return save_grid(images, path, columns=steps, title=f"{model.name}: latent interpolations")
 
 

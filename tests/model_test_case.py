@@ -12,6 +12,8 @@ BATCH = 32
 class ModelTests:
     model_class = None
     init_kwargs = {}
+    #: (constructor overrides, the argument the error must name)
+    bad_constructor_args = [({"latent_dim": 0}, "latent_dim"), ({"likelihood": "poisson"}, "likelihood")]
 
     def make_model(self, **overrides):
         return self.model_class(**{"seed": 7, **self.init_kwargs, **overrides})
@@ -23,16 +25,20 @@ class ModelTests:
     # ---------------------------------------------------------------- shapes
     def test_encode_decode_sample_shapes(self, x):
         model = self.make_model()
-        posterior = model.encode(x)
-        assert posterior.batch_shape == [BATCH]
-        assert posterior.event_shape == [model.latent_dim]
-        likelihood = model.decode(posterior.mean())
+        assert model.encode(x).batch_shape == [BATCH]
+        z = model.latent(x)
+        assert z.shape == (BATCH, *model.latent_shape)
+        likelihood = model.decode(z)
         assert likelihood.batch_shape == [BATCH]
         assert tuple(likelihood.event_shape) == model.data_shape
-        samples = model.sample(5, seed=3)
-        assert samples.shape == (5, *model.data_shape)
-        np.testing.assert_array_equal(samples, model.sample(5, seed=3))
-        assert not np.array_equal(samples, model.sample(5, seed=4))
+        if model.prior is None:
+            with pytest.raises(ValueError, match="prior"):
+                model.sample(5, seed=3)
+        else:
+            samples = model.sample(5, seed=3)
+            assert samples.shape == (5, *model.data_shape)
+            np.testing.assert_array_equal(samples, model.sample(5, seed=3))
+            assert not np.array_equal(samples, model.sample(5, seed=4))
         recon = model.reconstruct(x)
         assert recon.shape == x.shape
         np.testing.assert_array_equal(recon, model.reconstruct(x))
@@ -43,15 +49,15 @@ class ModelTests:
         model = self.make_model()
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(x, batch_size=BATCH, epochs=2, verbose=0).history
-        assert set(history) == set(model.metric_names)
+        assert set(model.metric_names) <= set(history)
         for name, values in history.items():
             assert len(values) == 2 and np.all(np.isfinite(values)), name
         logs = model.evaluate(x, batch_size=8, return_dict=True, verbose=0)
-        assert set(logs) == set(model.metric_names)
+        assert set(logs) == set(history)
         assert model.evaluate(x, batch_size=8, return_dict=True, verbose=0) == logs  # repeatable
-        assert logs["loss"] > 0  # not the 0.0 Keras substitutes for an uncompiled loss
-        terms = {k: float(v) for k, v in model.compute_terms(x).items()}
-        assert logs["reconstruction_loss"] == pytest.approx(terms["reconstruction_loss"], rel=0.05)
+        assert logs["loss"] != 0.0  # not the 0.0 Keras substitutes for an uncompiled loss
+        terms = model.compute_terms(x)
+        assert logs["reconstruction_loss"] == pytest.approx(float(terms["reconstruction_loss"]), rel=0.05)
         if "elbo" in logs:
             assert logs["elbo"] == pytest.approx(-(logs["reconstruction_loss"] + logs["kl"]), rel=1e-5)
 
@@ -71,8 +77,8 @@ class ModelTests:
         restored = keras.models.load_model(path, safe_mode=True)
         assert type(restored) is type(model)
         assert restored.get_config() == model.get_config()
-        np.testing.assert_array_equal(restored.encode(x).mean(), model.encode(x).mean())
-        np.testing.assert_array_equal(restored.sample(3, seed=1), model.sample(3, seed=1))
+        np.testing.assert_array_equal(restored.latent(x), model.latent(x))
+        np.testing.assert_array_equal(restored.reconstruct(x), model.reconstruct(x))
         # Optimizer and noise state are restored too: both continue identically.
         assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) == 1
         for m in (model, restored):
@@ -119,11 +125,12 @@ class ModelTests:
             for call in (model.encode, lambda d: model.fit(d, epochs=1, verbose=0)):
                 with pytest.raises(ValueError, match="x.*" + words if words != "numeric" else "numeric"):
                     call(bad)
-        with pytest.raises(ValueError, match=r"`z` must have shape \(None, %d\)" % model.latent_dim):
-            model.decode(np.zeros((2, model.latent_dim + 1), "float32"))
+        *lead, last = model.latent_shape
+        with pytest.raises(ValueError, match=r"`z` must have shape \(None, "):
+            model.decode(np.zeros((2, *lead, last + 1), "float32"))
         bad_ds = tf.data.Dataset.from_tensor_slices(x[..., 0]).batch(4)
         with pytest.raises(ValueError, match="`x` must have rank 4"):
             model.fit(bad_ds, epochs=1, verbose=0)
-        for kwargs, arg in [({"latent_dim": 0}, "latent_dim"), ({"likelihood": "poisson"}, "likelihood")]:
+        for kwargs, arg in self.bad_constructor_args:
             with pytest.raises(ValueError, match=f"`{arg}` must .*Received: {arg}="):
                 self.make_model(**kwargs)

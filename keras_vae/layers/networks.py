@@ -28,40 +28,21 @@ def mlp_decoder(latent_dim, hidden_units, activation, data_shape, dtype=None, na
     return keras.Sequential(layers, name=name)
 
 
-def conv_encoder(
-    data_shape, filters, kernel_size, activation, output_units, dtype=None, name="encoder"
-):
-    """Conv2D(filters[i], stride 2, same padding) ... -> Flatten -> Dense(output_units)."""
-    layers = [keras.Input(shape=data_shape)]
-    layers += [
-        keras.layers.Conv2D(
-            f, kernel_size, strides=2, padding="same", activation=activation, dtype=dtype
-        )
+def _downsampling(filters, kernel_size, activation, dtype):
+    return [
+        keras.layers.Conv2D(f, kernel_size, strides=2, padding="same", activation=activation, dtype=dtype)
         for f in filters
     ]
-    layers += [keras.layers.Flatten(dtype=dtype), keras.layers.Dense(output_units, dtype=dtype, name="params")]
-    return keras.Sequential(layers, name=name)
 
 
-def conv_decoder(
-    latent_dim, filters, kernel_size, activation, data_shape, dtype=None, name="decoder"
-):
-    """Mirror of `conv_encoder` for any `H x W x C`.
-
-    Dense -> Reshape to the encoder's smallest feature map -> Conv2DTranspose
-    (filters[i], stride 2) ... -> Conv2DTranspose(C, stride 1), then a crop of
-    the rows/columns that the stride-2 upsampling adds when H or W is not a
-    multiple of 2**len(filters).
-    """
+def _upsampling(filters, kernel_size, activation, data_shape, dtype):
+    """Conv2DTranspose(f, stride 2) for f in filters, a stride-1 Conv2DTranspose
+    to the data's channels, then a crop of the rows/columns the upsampling adds
+    when H or W is not a multiple of 2**len(filters)."""
     height, width, channels = data_shape
+    h, w = _smallest_map(data_shape, len(filters))
     steps = 2 ** len(filters)
-    h, w = math.ceil(height / steps), math.ceil(width / steps)
     layers = [
-        keras.Input(shape=(latent_dim,)),
-        keras.layers.Dense(h * w * filters[0], activation=activation, dtype=dtype),
-        keras.layers.Reshape((h, w, filters[0]), dtype=dtype),
-    ]
-    layers += [
         keras.layers.Conv2DTranspose(
             f, kernel_size, strides=2, padding="same", activation=activation, dtype=dtype
         )
@@ -73,4 +54,47 @@ def conv_decoder(
     extra_h, extra_w = h * steps - height, w * steps - width
     if extra_h or extra_w:
         layers.append(keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), dtype=dtype))
+    return layers
+
+
+def _smallest_map(data_shape, num_downsamplings):
+    steps = 2**num_downsamplings
+    return math.ceil(data_shape[0] / steps), math.ceil(data_shape[1] / steps)
+
+
+def conv_encoder(
+    data_shape, filters, kernel_size, activation, output_units, dtype=None, name="encoder"
+):
+    """Conv2D(filters[i], stride 2, same padding) ... -> Flatten -> Dense(output_units)."""
+    layers = [keras.Input(shape=data_shape), *_downsampling(filters, kernel_size, activation, dtype)]
+    layers += [keras.layers.Flatten(dtype=dtype), keras.layers.Dense(output_units, dtype=dtype, name="params")]
+    return keras.Sequential(layers, name=name)
+
+
+def conv_decoder(
+    latent_dim, filters, kernel_size, activation, data_shape, dtype=None, name="decoder"
+):
+    """Mirror of `conv_encoder` for any `H x W x C`: Dense -> Reshape to the
+    encoder's smallest feature map -> the upsampling stack."""
+    h, w = _smallest_map(data_shape, len(filters))
+    layers = [
+        keras.Input(shape=(latent_dim,)),
+        keras.layers.Dense(h * w * filters[0], activation=activation, dtype=dtype),
+        keras.layers.Reshape((h, w, filters[0]), dtype=dtype),
+        *_upsampling(filters, kernel_size, activation, data_shape, dtype),
+    ]
+    return keras.Sequential(layers, name=name)
+
+
+def conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=None, name="encoder"):
+    """Conv2D(filters[i], stride 2) ... -> Conv2D(code_dim, 1): a map of
+    `code_dim`-vectors, `[H / 2**L, W / 2**L, code_dim]` (rounded up)."""
+    layers = [keras.Input(shape=data_shape), *_downsampling(filters, kernel_size, activation, dtype)]
+    layers.append(keras.layers.Conv2D(code_dim, 1, dtype=dtype, name="codes"))
+    return keras.Sequential(layers, name=name)
+
+
+def conv_map_decoder(map_shape, filters, kernel_size, activation, data_shape, dtype=None, name="decoder"):
+    """Mirror of `conv_map_encoder`: the upsampling stack from the code map."""
+    layers = [keras.Input(shape=map_shape), *_upsampling(filters, kernel_size, activation, data_shape, dtype)]
     return keras.Sequential(layers, name=name)

@@ -5,5 +5,6 @@ from keras_vae.models.base import BaseVAE
 from keras_vae.models.beta_vae import BetaVAE
 from keras_vae.models.conv_vae import ConvVAE
 from keras_vae.models.vae import VAE
+from keras_vae.models.vq_vae import VQVAE
 
-__all__ = ["AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE"]
+__all__ = ["AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE"]

@@ -202,9 +202,13 @@ class BaseVAE(keras.Model):
     # ------------------------------------------------------------------ #
     # Inference helpers
     # ------------------------------------------------------------------ #
+    def latent(self, x, training=False):
+        """The deterministic latent of `x` (no input checks): the posterior mean."""
+        return self._posterior(x, training).mean()
+
     def call(self, x, training=False):
-        """Deterministic reconstruction: likelihood mean at the posterior mean."""
-        return self._likelihood(self._posterior(x, training).mean(), training).mean()
+        """Deterministic reconstruction: the likelihood mean at `latent(x)`."""
+        return self._likelihood(self.latent(x, training), training).mean()
 
     def reconstruct(self, x, sample=False, seed=None):
         """Reconstructs `x`.

@@ -1,0 +1,193 @@
+"""`VQVAE`: a discrete latent map (van den Oord et al. 2017) on the shared base."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from keras_vae import validation
+from keras_vae.layers import networks
+from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
+from keras_vae.models.base import BaseVAE
+from keras_vae.models.vae import _activation
+
+tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VQVAE(BaseVAE):
+    """A VQ-VAE: conv encoder to a map of `code_dim`-vectors, each replaced by
+    its nearest of `num_codes` codebook vectors, conv decoder.
+
+    It differs from `BaseVAE` only in its latent and its loss terms: the
+    objective is `reconstruction_loss + codebook_loss + beta * commitment_loss`
+    (`codebook_update="ema"` drops the codebook loss and updates the codebook
+    by moving averages), with the quantizer's terms summed over the code map
+    like the reconstruction term is summed over the pixels. `fit` and
+    `evaluate` report those terms plus `perplexity` and `codebook_usage`
+    (fraction of codes used) accumulated over the epoch.
+
+    `encode(x)` gives q(z|x) as a `tfd.Distribution` over the code map
+    (one-hot at the nearest code, event shape `[h, w]`), `encode_indices(x)`
+    the int32 indices, `decode_indices(indices)` p(x|z) for a code map.
+
+    Args:
+        data_shape: `(H, W, C)`.
+        num_codes: K, the codebook size.
+        code_dim: D, the dimension of the codes.
+        filters: channels of the encoder's stride-2 convolutions (reversed in
+            the decoder); the code map is `H / 2**len(filters)` on a side.
+        kernel_size, activation: of the convolutions.
+        beta, codebook_update, decay, epsilon, dead_code_steps,
+        init_from_first_batch: see `keras_vae.layers.VectorQuantizer`.
+        **kwargs: `BaseVAE` arguments (`likelihood`, default `"gaussian"`,
+            `likelihood_scale`, `seed`) and `keras.Model` arguments.
+    """
+
+    metric_names = ("loss", "reconstruction_loss", "codebook_loss", "commitment_loss")
+
+    def __init__(
+        self,
+        data_shape=(28, 28, 1),
+        num_codes=128,
+        code_dim=16,
+        filters=(32, 64),
+        kernel_size=3,
+        activation="relu",
+        beta=0.25,
+        codebook_update="loss",
+        decay=0.99,
+        epsilon=1e-5,
+        dead_code_steps=None,
+        init_from_first_batch=False,
+        likelihood="gaussian",
+        **kwargs,
+    ):
+        data_shape = validation.int_tuple("data_shape", data_shape)
+        if len(data_shape) != 3:
+            raise ValueError(
+                f"`data_shape` must be (height, width, channels) for VQVAE. Received: data_shape={data_shape}"
+            )
+        code_dim = validation.positive_int("code_dim", code_dim)
+        filters = validation.int_tuple("filters", filters)
+        kernel_size = validation.positive_int("kernel_size", kernel_size)
+        activation = _activation("activation", activation)
+        dtype = kwargs.get("dtype")
+        encoder = networks.conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=dtype)
+        decoder = networks.conv_map_decoder(
+            encoder.output_shape[1:], filters[::-1], kernel_size, activation, data_shape, dtype=dtype
+        )
+        if kwargs.get("seed") is None:
+            kwargs["seed"] = int(np.random.randint(0, 2**31 - 1))
+        # Assigned before `BaseVAE.__init__` builds and locks the model.
+        self.quantizer = VectorQuantizer(
+            num_codes,
+            code_dim,
+            beta=beta,
+            codebook_update=codebook_update,
+            decay=decay,
+            epsilon=epsilon,
+            dead_code_steps=dead_code_steps,
+            init_from_first_batch=init_from_first_batch,
+            seed=kwargs["seed"],
+        )
+        self.quantizer.build((None, *encoder.output_shape[1:]))
+        super().__init__(
+            encoder, decoder, data_shape=data_shape, latent_dim=code_dim, likelihood=likelihood, **kwargs
+        )
+        self.filters, self.kernel_size, self.activation = filters, kernel_size, activation
+
+    def _make_trackers(self):
+        return super()._make_trackers() + [CodebookUsage(self.num_codes, name="codebook")]
+
+    @property
+    def num_codes(self):
+        return self.quantizer.num_codes
+
+    @property
+    def code_map_shape(self):
+        """`(h, w)`: the shape of one example's code map."""
+        return self.latent_shape[:-1]
+
+    @property
+    def latent_shape(self):
+        return tuple(self.encoder.output_shape[1:])
+
+    def _encoder_output_shape(self, encoder):
+        return tuple(encoder.output_shape[1:])
+
+    @property
+    def prior(self):
+        """None: a VQVAE has no prior over its code maps until one is trained."""
+        return None
+
+    def make_posterior(self, params):
+        indices = self.quantizer.code_indices(params)
+        one_hot = tf.one_hot(indices, self.num_codes)
+        return tfd.Independent(tfd.Categorical(probs=one_hot), reinterpreted_batch_ndims=2)
+
+    def encode_indices(self, x):
+        """The nearest-code indices of `x`, int32 `[B, h, w]`."""
+        self._check_data("x", x)
+        return self.quantizer.code_indices(self.encoder(x))
+
+    def decode_indices(self, indices):
+        """p(x|z) for int code maps `[B, h, w]` with values in `[0, num_codes)`."""
+        indices = _check_indices(indices, self.code_map_shape, self.num_codes)
+        return self._likelihood(self.quantizer.lookup(indices))
+
+    def latent(self, x, training=False):
+        """The quantized code map of `x`, `[B, h, w, code_dim]`."""
+        return self.quantizer.lookup(self.quantizer.code_indices(self.encoder(x, training=training)))
+
+    def latent_terms(self, x, training=False):
+        z_e = tf.cast(self.encoder(x, training=training), tf.float32)
+        quantized, _, terms = self.quantizer(z_e, training=training)
+        return quantized[None], {
+            "codebook_loss": terms["codebook_loss"],
+            "commitment_loss": terms["commitment_loss"],
+            "penalty": terms["penalty"],
+            "codebook": terms["code_counts"],
+        }
+
+    def sample(self, num_samples, seed=None):
+        raise ValueError(
+            "VQVAE.sample needs a prior over code maps and this model has none. "
+            "Decode code maps of your choice with `decode_indices(indices)`."
+        )
+
+    def get_config(self):
+        config = self._common_config()
+        config.pop("latent_dim")
+        q = self.quantizer
+        config.update(
+            num_codes=q.num_codes,
+            code_dim=q.code_dim,
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            activation=self.activation,
+            beta=q.beta,
+            codebook_update=q.codebook_update,
+            decay=q.decay,
+            epsilon=q.epsilon,
+            dead_code_steps=q.dead_code_steps,
+            init_from_first_batch=q.init_from_first_batch,
+        )
+        return config
+
+
+def _check_indices(indices, map_shape, num_codes):
+    arr = np.asarray(indices)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"`indices` must hold integers. Received: indices.dtype={arr.dtype}")
+    if arr.ndim != 1 + len(map_shape) or tuple(arr.shape[1:]) != tuple(map_shape):
+        raise ValueError(
+            f"`indices` must have shape (None, {', '.join(map(str, map_shape))}). "
+            f"Received: indices.shape={arr.shape}"
+        )
+    if arr.size and (arr.min() < 0 or arr.max() >= num_codes):
+        raise ValueError(
+            f"`indices` must lie in [0, {num_codes}). Received: indices with values in "
+            f"[{arr.min()}, {arr.max()}]"
+        )
+    return tf.constant(arr, tf.int32)

@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from model_test_case import BATCH, ModelTests
+
+from keras_vae import VQVAE
+
+
+class TestVQVAE(ModelTests):
+    model_class = VQVAE
+    init_kwargs = {"num_codes": 16, "code_dim": 4, "filters": (8, 16)}
+    bad_constructor_args = [({"code_dim": 0}, "code_dim"), ({"num_codes": -1}, "num_codes"),
+                            ({"codebook_update": "kmeans"}, "codebook_update"), ({"likelihood": "poisson"}, "likelihood")]
+
+
+def test_indices_round_trip_and_posterior(mnist_binary):
+    model = VQVAE(num_codes=16, code_dim=4, filters=(8, 16), seed=0)
+    x = mnist_binary[:4]
+    indices = model.encode_indices(x)
+    assert indices.shape == (4, 7, 7) and indices.dtype == tf.int32
+    posterior = model.encode(x)
+    assert posterior.event_shape == [7, 7]
+    np.testing.assert_array_equal(posterior.mode(), indices)
+    np.testing.assert_allclose(model.decode_indices(indices.numpy()).mean(), model.reconstruct(x), atol=1e-6)
+
+
+def test_objective_and_codebook_metrics(mnist_binary):
+    model = VQVAE(num_codes=16, code_dim=4, filters=(8, 16), seed=0)
+    terms = {k: np.asarray(v) for k, v in model.compute_terms(mnist_binary[:8]).items()}
+    assert float(terms["loss"]) == pytest.approx(
+        float(terms["reconstruction_loss"] + terms["codebook_loss"] + 0.25 * terms["commitment_loss"]), rel=1e-5
+    )
+    assert terms["codebook"].sum() == 8 * 7 * 7  # one code per position
+    model.compile()
+    logs = model.evaluate(mnist_binary[:64], batch_size=16, return_dict=True, verbose=0)
+    assert 1.0 <= logs["perplexity"] <= 16.0 and 0.0 < logs["codebook_usage"] <= 1.0
+
+
+def test_ema_codebook_under_two_replicas_matches_one_device(mnist_binary, two_replicas):
+    data = mnist_binary[: 2 * BATCH]
+
+    def train(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(5)
+            model = VQVAE(num_codes=16, code_dim=4, filters=(8, 16), codebook_update="ema", seed=1)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        model.fit(tf.data.Dataset.from_tensor_slices(data).batch(BATCH, drop_remainder=True), verbose=0)
+        return model
+
+    single, mirrored = train(tf.distribute.get_strategy()), train(two_replicas)
+    assert np.abs(single.quantizer.ema_counts.numpy()).sum() > 0
+    for a, b in zip(single.weights, mirrored.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, err_msg=a.path)
+
+
+def test_bad_code_maps_are_rejected():
+    model = VQVAE(num_codes=16, code_dim=4, filters=(8, 16), seed=0)
+    with pytest.raises(ValueError, match=r"`indices` must lie in \[0, 16\). Received: indices with values in \[16, 16\]"):
+        model.decode_indices(np.full((1, 7, 7), 16))
+    with pytest.raises(ValueError, match=r"`indices` must have shape \(None, 7, 7\). Received: indices.shape=\(1, 7, 6\)"):
+        model.decode_indices(np.zeros((1, 7, 6), "int32"))
+    with pytest.raises(ValueError, match="`indices` must hold integers. Received: indices.dtype=float32"):
+        model.decode_indices(np.zeros((1, 7, 7), "float32"))
