@@ -6,6 +6,7 @@ bad input is reported before TensorFlow builds a graph around it.
 
 import numbers
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -131,3 +132,17 @@ def check_array(name, x, event_shape, likelihood=None):
         dtype, shape = arr.dtype, arr.shape
     check_spec(name, shape, dtype, event_shape)
     check_values(name, x, likelihood)
+
+
+def activation(name, value):
+    """Checks that `value` names a Keras activation."""
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`{name}` must be the name of a Keras activation (e.g. 'relu', 'tanh'). "
+            f"Received: {name}={value!r}"
+        ) from None
+    if not isinstance(value, str):
+        raise ValueError(f"`{name}` must be an activation name (a string). Received: {name}={value!r}")
+    return value

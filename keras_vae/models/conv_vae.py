@@ -5,7 +5,6 @@ import keras
 from keras_vae import validation
 from keras_vae.layers import networks
 from keras_vae.models.base import BaseVAE
-from keras_vae.models.vae import _activation
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -47,7 +46,7 @@ class ConvVAE(BaseVAE):
         latent_dim = validation.positive_int("latent_dim", latent_dim)
         filters = validation.int_tuple("filters", filters)
         kernel_size = validation.positive_int("kernel_size", kernel_size)
-        activation = _activation("activation", activation)
+        activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
         encoder = networks.conv_encoder(
             data_shape, filters, kernel_size, activation, self.params_per_latent * latent_dim, dtype=dtype

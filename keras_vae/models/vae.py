@@ -40,7 +40,7 @@ class VAE(BaseVAE):
         data_shape = validation.int_tuple("data_shape", data_shape)
         latent_dim = validation.positive_int("latent_dim", latent_dim)
         hidden_units = validation.int_tuple("hidden_units", hidden_units, min_len=0)
-        activation = _activation("activation", activation)
+        activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
         encoder = networks.mlp_encoder(
             data_shape, hidden_units, activation, self.params_per_latent * latent_dim, dtype=dtype
@@ -53,16 +53,3 @@ class VAE(BaseVAE):
     def get_config(self):
         return {**self._common_config(), "hidden_units": self.hidden_units, "activation": self.activation}
 
-
-def _activation(name, value):
-    """Checks that `value` names a Keras activation."""
-    try:
-        keras.activations.get(value)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"`{name}` must be the name of a Keras activation (e.g. 'relu', 'tanh'). "
-            f"Received: {name}={value!r}"
-        ) from None
-    if not isinstance(value, str):
-        raise ValueError(f"`{name}` must be an activation name (a string). Received: {name}={value!r}")
-    return value

@@ -9,7 +9,6 @@ from keras_vae import validation
 from keras_vae.layers import networks
 from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
 from keras_vae.models.base import BaseVAE
-from keras_vae.models.vae import _activation
 
 tfd = tfp.distributions
 
@@ -71,7 +70,7 @@ class VQVAE(BaseVAE):
         code_dim = validation.positive_int("code_dim", code_dim)
         filters = validation.int_tuple("filters", filters)
         kernel_size = validation.positive_int("kernel_size", kernel_size)
-        activation = _activation("activation", activation)
+        activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
         encoder = networks.conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=dtype)
         decoder = networks.conv_map_decoder(
@@ -159,20 +158,10 @@ class VQVAE(BaseVAE):
     def get_config(self):
         config = self._common_config()
         config.pop("latent_dim")
-        q = self.quantizer
-        config.update(
-            num_codes=q.num_codes,
-            code_dim=q.code_dim,
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            activation=self.activation,
-            beta=q.beta,
-            codebook_update=q.codebook_update,
-            decay=q.decay,
-            epsilon=q.epsilon,
-            dead_code_steps=q.dead_code_steps,
-            init_from_first_batch=q.init_from_first_batch,
-        )
+        quantizer = self.quantizer.get_config()
+        for key in ("name", "trainable", "seed"):
+            quantizer.pop(key, None)
+        config.update(quantizer, filters=self.filters, kernel_size=self.kernel_size, activation=self.activation)
         return config
 
 
