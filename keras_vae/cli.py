@@ -1,8 +1,12 @@
-"""The `keras-vae` command line: `train`, `sample`, `evaluate`.
+"""The `keras-vae` command line: `train`, `train-prior`, `sample`, `evaluate`.
 
     keras-vae train conv_vae --dataset mnist --epochs 5 --output-dir runs/conv_vae
     keras-vae sample runs/conv_vae/model.keras --output samples.png
     keras-vae evaluate runs/conv_vae/model.keras --dataset mnist
+
+    keras-vae train vq_vae --epochs 30 --likelihood-scale 0.218
+    keras-vae train-prior runs/vq_vae_mnist/model.keras --epochs 30
+    keras-vae sample runs/vq_vae_mnist/model.keras --temperature 0.8
 """
 
 import argparse
@@ -12,7 +16,8 @@ import sys
 import tempfile
 import time
 
-MODELS = ("vae", "beta_vae", "conv_vae", "ae")
+MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
+VAES = ("vae", "beta_vae", "conv_vae", "ae")
 
 
 def _int_list(text):
@@ -41,27 +46,46 @@ def build_parser():
     _data_args(train)
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--train-examples", type=int, help="use only the first N training images (quick trials)")
-    train.add_argument("--latent-dim", type=int, default=16)
-    train.add_argument("--likelihood", default="bernoulli")
-    train.add_argument("--likelihood-scale", type=float, default=0.1, help="scale of the 'gaussian' likelihood")
-    train.add_argument("--num-samples", type=int, default=1, help="posterior samples per example")
+    train.add_argument("--latent-dim", type=int, help="dimension of z (default 16; vq_vae: --code-dim)")
+    train.add_argument("--likelihood", help="observation model (default: bernoulli; vq_vae: gaussian)")
+    train.add_argument("--likelihood-scale", type=float, help="sigma of the 'gaussian' likelihood (default 0.1)")
+    train.add_argument("--num-samples", type=int, help="posterior samples per example (default 1)")
     train.add_argument("--hidden-units", type=_int_list, help="MLP widths, e.g. 512,256 (vae, beta_vae, ae)")
-    train.add_argument("--filters", type=_int_list, help="conv channels, e.g. 32,64 (conv_vae)")
+    train.add_argument("--filters", type=_int_list, help="conv channels, e.g. 32,64 (conv_vae, vq_vae)")
     train.add_argument("--activation", help="hidden activation, e.g. relu or tanh")
-    train.add_argument("--beta", type=float, help="KL weight (beta_vae)")
+    train.add_argument("--beta", type=float, help="KL weight (beta_vae) or commitment weight (vq_vae)")
     train.add_argument("--capacity", type=float, help="KL capacity C in nats (beta_vae, Burgess et al.)")
     train.add_argument("--gamma", type=float, help="weight of |KL - C| (beta_vae with --capacity)")
     train.add_argument("--capacity-steps", type=int, help="steps over which C grows to --capacity")
+    train.add_argument("--num-codes", type=int, help="codebook size K (vq_vae, default 128)")
+    train.add_argument("--code-dim", type=int, help="code dimension D (vq_vae, default 16)")
+    train.add_argument("--codebook-update", choices=("loss", "ema"), help="codebook learning (vq_vae)")
+    train.add_argument("--decay", type=float, help="EMA decay with --codebook-update ema (vq_vae)")
+    train.add_argument("--dead-code-steps", type=int, help="restart codes unused for N steps (vq_vae)")
+    train.add_argument("--init-from-first-batch", action="store_const", const=True,
+                       help="initialise the codebook from the first batch's encodings (vq_vae)")
+    train.add_argument("--prior-filters", type=int, help="channels of the PixelCNN prior (vq_vae)")
+    train.add_argument("--prior-layers", type=int, help="gated blocks of the PixelCNN prior (vq_vae)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     train.add_argument("--strategy", default="default", choices=("default", "mirrored"))
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output-dir", default=None, help="default: runs/<model>_<dataset>")
 
+    prior = sub.add_parser("train-prior", help="train the PixelCNN prior of a saved vq_vae on its training set")
+    prior.add_argument("model_path")
+    _data_args(prior)
+    prior.add_argument("--epochs", type=int, default=10)
+    prior.add_argument("--train-examples", type=int, help="use only the first N training images (quick trials)")
+    prior.add_argument("--learning-rate", type=float, default=1e-3)
+    prior.add_argument("--seed", type=int, default=0)
+    prior.add_argument("--output", help="where to save the model with its prior (default: overwrite model_path)")
+
     sample = sub.add_parser("sample", help="write a PNG grid of prior samples from a saved model")
     sample.add_argument("model_path")
     sample.add_argument("--num", type=int, default=64)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--temperature", type=float, help="PixelCNN sampling temperature (vq_vae, default 1)")
     sample.add_argument("--output", default="samples.png")
 
     evaluate = sub.add_parser("evaluate", help="test-set ELBO and its parts for a saved model")
@@ -73,21 +97,28 @@ def build_parser():
 
 
 def _model_kwargs(args):
-    kwargs = {
-        "latent_dim": args.latent_dim,
-        "likelihood": args.likelihood,
-        "likelihood_scale": args.likelihood_scale,
-        "num_samples": args.num_samples,
-        "seed": args.seed,
-    }
+    kwargs = {"seed": args.seed}
+    vq = ("vq_vae",)
     options = {
+        "latent_dim": VAES,
+        "likelihood": MODELS,
+        "likelihood_scale": MODELS,
+        "num_samples": VAES,
         "hidden_units": ("vae", "beta_vae", "ae"),
-        "filters": ("conv_vae",),
+        "filters": ("conv_vae", "vq_vae"),
         "activation": MODELS,
-        "beta": ("beta_vae",),
+        "beta": ("beta_vae", "vq_vae"),
         "capacity": ("beta_vae",),
         "gamma": ("beta_vae",),
         "capacity_steps": ("beta_vae",),
+        "num_codes": vq,
+        "code_dim": vq,
+        "codebook_update": vq,
+        "decay": vq,
+        "dead_code_steps": vq,
+        "init_from_first_batch": vq,
+        "prior_filters": vq,
+        "prior_layers": vq,
     }
     for option, models in options.items():
         value = getattr(args, option)
@@ -150,18 +181,19 @@ def train(args):
     import keras_vae
     from keras_vae import plotting
 
-    classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE, "ae": keras_vae.AE}
+    classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
+               "ae": keras_vae.AE, "vq_vae": keras_vae.VQVAE}
     kwargs = _model_kwargs(args)
     out = args.output_dir or os.path.join("runs", f"{args.model}_{args.dataset}")
-    os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-    train_ds = _dataset(args, "train", args.likelihood, training=True, num_examples=args.train_examples)
-    test_ds = _dataset(args, "test", args.likelihood, training=False)
     strategy = tf.distribute.MirroredStrategy() if args.strategy == "mirrored" else tf.distribute.get_strategy()
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit)
+    train_ds = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.train_examples)
+    test_ds = _dataset(args, "test", model.likelihood_name, training=False)
+    os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
@@ -170,15 +202,50 @@ def train(args):
     _write_json({"config": {k: v for k, v in vars(args).items() if k != "func"}, "seconds": seconds,
                  "history": history.history}, os.path.join(out, "history.json"))
     test_batch = next(iter(test_ds))
-    plotting.plot_samples(model, os.path.join(out, "samples.png"), seed=args.seed)
+    plots = ["reconstructions", "interpolations"]
     plotting.plot_reconstructions(model, test_batch, os.path.join(out, "reconstructions.png"))
     plotting.plot_interpolations(model, test_batch[:16], os.path.join(out, "interpolations.png"))
+    if model.prior is not None:
+        plotting.plot_samples(model, os.path.join(out, "samples.png"), seed=args.seed)
+        plots.append("samples")
     final = {k: history.history[k][-1] for k in history.history}
     parts = ", ".join(f"{k[4:]} {final[k]:.2f}" for k in final if k.startswith("val_") and k != "val_loss")
     print(
         f"{args.model} on {args.dataset}: {args.epochs} epochs in {seconds:.1f} s, "
         f"{model.optimizer.iterations.numpy()} steps; test loss {final.get('val_loss', np.nan):.2f} ({parts}); "
-        f"wrote {out}/{{model.keras,history.json,samples.png,reconstructions.png,interpolations.png}}"
+        f"wrote {out}/{{model.keras,history.json,{','.join(p + '.png' for p in plots)}}}"
+    )
+    if model.prior is None:
+        print(f"no prior yet, so no samples: keras-vae train-prior {os.path.join(out, 'model.keras')}")
+    return 0
+
+
+def train_prior(args):
+    import keras
+
+    from keras_vae import plotting
+
+    model = _load(args.model_path)
+    if not hasattr(model, "fit_prior"):
+        raise ValueError(
+            f"`model_path` must hold a model with a learned prior (vq_vae). "
+            f"Received: a {type(model).__name__} from {args.model_path}"
+        )
+    output = args.output or args.model_path
+    keras.utils.set_random_seed(args.seed)
+    train_ds = _dataset(args, "train", model.likelihood_name, training=False, num_examples=args.train_examples)
+    test_ds = _dataset(args, "test", model.likelihood_name, training=False)
+    model.pixelcnn.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    start = time.perf_counter()
+    history = model.fit_prior(train_ds, validation_data=test_ds, epochs=args.epochs, batch_size=args.batch_size,
+                              verbose=1 if sys.stdout.isatty() else 2)
+    seconds = time.perf_counter() - start
+    _save_model(model, output)
+    samples = os.path.join(os.path.dirname(os.path.abspath(output)), "samples.png")
+    plotting.plot_samples(model, samples, seed=args.seed)
+    print(
+        f"prior of {args.model_path}: {args.epochs} epochs in {seconds:.1f} s; test cross-entropy "
+        f"{history.history['val_loss'][-1]:.4f} nats per code; wrote {output} and {samples}"
     )
     return 0
 
@@ -197,7 +264,14 @@ def sample(args):
     from keras_vae import plotting
 
     model = _load(args.model_path)
-    plotting.plot_samples(model, args.output, num_samples=args.num, seed=args.seed)
+    kwargs = {}
+    if args.temperature is not None:
+        if not hasattr(model, "pixelcnn"):
+            raise ValueError(
+                f"`--temperature` applies to vq_vae. Received it for: {type(model).__name__}"
+            )
+        kwargs["temperature"] = args.temperature
+    plotting.plot_samples(model, args.output, num_samples=args.num, seed=args.seed, **kwargs)
     print(f"wrote {args.num} samples of {args.model_path} to {args.output}")
     return 0
 
@@ -222,7 +296,8 @@ def main(argv=None):
     from keras_vae.data import DatasetUnavailableError
 
     try:
-        return {"train": train, "sample": sample, "evaluate": evaluate}[args.command](args)
+        commands = {"train": train, "train-prior": train_prior, "sample": sample, "evaluate": evaluate}
+        return commands[args.command](args)
     except (ValueError, DatasetUnavailableError) as err:
         print(f"keras-vae {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -67,10 +67,11 @@ def _atomic_savefig(fig, path):
         raise
 
 
-def plot_samples(model, path, num_samples=64, seed=0):
-    """Decoded prior samples (likelihood means) as a grid."""
+def plot_samples(model, path, num_samples=64, seed=0, **sample_kwargs):
+    """Decoded prior samples (likelihood means) as a grid; `sample_kwargs`
+    go to `model.sample` (e.g. `temperature` for `VQVAE`)."""
     num_samples = validation.positive_int("num_samples", num_samples)
-    images = np.asarray(model.sample(num_samples, seed=seed))
+    images = np.asarray(model.sample(num_samples, seed=seed, **sample_kwargs))
     return save_grid(images, path, title=f"{model.name}: {num_samples} samples from the prior")
 
 

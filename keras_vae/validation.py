@@ -72,10 +72,13 @@ def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def check_spec(name, shape, dtype, event_shape):
-    """Checks the static shape and dtype of a batch `[batch, *event_shape]`."""
+def check_spec(name, shape, dtype, event_shape, integer=False):
+    """Checks the static shape and dtype (floating, or integer if `integer`)
+    of a batch `[batch, *event_shape]`."""
     dtype = tf.as_dtype(dtype)
-    if not dtype.is_floating:
+    if integer and not dtype.is_integer:
+        raise ValueError(f"`{name}` must hold integers. Received: {name}.dtype={dtype.name}")
+    if not integer and not dtype.is_floating:
         hint = " Scale integer images to [0, 1], e.g. `x / 255`." if dtype.is_integer else ""
         raise ValueError(
             f"`{name}` must have a floating dtype (float16/32/64, bfloat16).{hint} "
@@ -132,6 +135,23 @@ def check_array(name, x, event_shape, likelihood=None):
         dtype, shape = arr.dtype, arr.shape
     check_spec(name, shape, dtype, event_shape)
     check_values(name, x, likelihood)
+
+
+def check_indices(name, indices, map_shape, num_codes):
+    """Checks a batch of integer code maps `[batch, *map_shape]` with values in
+    `[0, num_codes)`; returns them as an int32 tensor."""
+    if isinstance(indices, (str, bytes)):
+        raise ValueError(f"`{name}` must be an integer array. Received: {name}={indices!r}")
+    arr = np.asarray(indices)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"`{name}` must hold integers. Received: {name}.dtype={arr.dtype}")
+    check_spec(name, arr.shape, arr.dtype, map_shape, integer=True)
+    if arr.size and (arr.min() < 0 or arr.max() >= num_codes):
+        raise ValueError(
+            f"`{name}` must lie in [0, {num_codes}). Received: {name} with values in "
+            f"[{arr.min()}, {arr.max()}]"
+        )
+    return tf.constant(arr, tf.int32)
 
 
 def activation(name, value):

@@ -45,6 +45,10 @@ def test_train_writes_model_history_and_plots(trained):
 
 def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_dirs):
     out, _ = trained
+    result = run("sample", out / "model.keras", "--temperature", 0.5)
+    assert result.returncode == 2 and "`--temperature` applies to vq_vae. Received it for: ConvVAE" in result.stderr
+    result = run("train-prior", out / "model.keras")
+    assert result.returncode == 2 and "`model_path` must hold a model with a learned prior (vq_vae)" in result.stderr
     png = tmp_path / "grid.png"
     result = run("sample", out / "model.keras", "--num", 16, "--seed", 3, "--output", png)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -60,6 +64,8 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     (["train", "vae", "--latent-dim", "0", "--train-examples", "8"], "`latent_dim` must be a positive integer"),
     (["sample", "missing.keras"], "`model_path` must be an existing .keras file"),
     (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
+    (["train", "vq_vae", "--latent-dim", "4"], "`--latent-dim` applies to vae, beta_vae, conv_vae, ae"),
+    (["train", "vae", "--num-codes", "4"], "`--num-codes` applies to vq_vae. Received it for: vae"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dirs):
     result = run(*args, "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"]) if args[0] == "train" \
@@ -67,3 +73,32 @@ def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dir
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_vq_vae_trains_then_its_prior_then_samples(tfds_dir, manual_dirs, tmp_path):
+    data = ["--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"], "--train-examples", 256, "--batch-size", 64]
+    result = run("train", "vq_vae", "--epochs", 1, "--num-codes", 16, "--code-dim", 4, "--filters", "8,16",
+                 "--beta", 0.5, "--codebook-update", "ema", "--dead-code-steps", 4, "--prior-filters", 8,
+                 "--prior-layers", 3, "--likelihood-scale", 0.22, "--output-dir", tmp_path, *data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no prior yet, so no samples: keras-vae train-prior" in result.stdout
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert (model.num_codes, model.quantizer.code_dim, model.quantizer.beta) == (16, 4, 0.5)
+    assert model.quantizer.codebook_update == "ema" and model.pixelcnn.filters == 8
+    assert {"perplexity", "codebook_usage"} <= set(json.loads((tmp_path / "history.json").read_text())["history"])
+    assert not (tmp_path / "samples.png").exists()
+
+    result = run("sample", tmp_path / "model.keras", "--output", tmp_path / "grid.png")
+    assert result.returncode == 2 and "keras-vae train-prior MODEL.keras" in result.stderr
+    assert not (tmp_path / "grid.png").exists()
+
+    with_prior = tmp_path / "prior" / "model.keras"
+    with_prior.parent.mkdir()
+    result = run("train-prior", tmp_path / "model.keras", "--epochs", 1, "--output", with_prior, *data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nats per code" in result.stdout and (with_prior.parent / "samples.png").exists()
+    assert keras.models.load_model(with_prior).pixelcnn.trained_steps == 4
+
+    result = run("sample", with_prior, "--num", 9, "--temperature", 0.8, "--output", tmp_path / "grid.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert matplotlib.image.imread(tmp_path / "grid.png").shape[0] > 50

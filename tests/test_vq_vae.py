@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 from model_test_case import BATCH, ModelTests
 
 from keras_vae import VQVAE
@@ -62,3 +63,54 @@ def test_bad_code_maps_are_rejected():
         model.decode_indices(np.zeros((1, 7, 6), "int32"))
     with pytest.raises(ValueError, match="`indices` must hold integers. Received: indices.dtype=float32"):
         model.decode_indices(np.zeros((1, 7, 7), "float32"))
+
+
+SMALL = {"num_codes": 16, "code_dim": 4, "filters": (8, 16), "prior_filters": 8, "prior_layers": 3}
+
+
+def test_sample_without_a_trained_prior_says_how_to_train_one():
+    model = VQVAE(**SMALL, seed=0)
+    assert model.prior is None
+    with pytest.raises(ValueError, match=r"prior has not been trained yet.*`model.fit_prior\(images, epochs=...\)`"
+                                         r".*`keras-vae train-prior MODEL.keras`"):
+        model.sample(4)
+
+
+def test_fit_trains_the_autoencoder_and_fit_prior_only_the_prior(mnist_binary, tmp_path):
+    x, labels = mnist_binary[:64], np.arange(64) % 10
+    model = VQVAE(**SMALL, seed=0)
+    model.compile()
+    prior_start = [w.numpy() for w in model.pixelcnn.weights]
+    model.fit(x, batch_size=32, epochs=1, verbose=0)
+    for before, after in zip(prior_start, model.pixelcnn.weights):
+        np.testing.assert_array_equal(before, after)
+    autoencoder = [w.numpy() for w in model.weights if not w.path.startswith("pixelcnn")]
+
+    history = model.fit_prior(x, validation_data=mnist_binary[64:96], epochs=2, batch_size=32, verbose=0).history
+    assert set(history) == {"loss", "val_loss"} and np.isfinite(history["val_loss"]).all()
+    assert model.pixelcnn.trained_steps == 4
+    for before, after in zip(autoencoder, [w for w in model.weights if not w.path.startswith("pixelcnn")]):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(
+        model.code_maps(tf.data.Dataset.from_tensor_slices((x, labels)).batch(10)), model.encode_indices(x)
+    )
+
+    assert isinstance(model.prior, tfp.distributions.Autoregressive)
+    np.testing.assert_array_equal(model.prior.event_shape_tensor(), [7, 7])
+    samples = model.sample(6, seed=1)
+    assert samples.shape == (6, 28, 28, 1)
+    np.testing.assert_array_equal(samples, model.sample(6, seed=1))
+    assert not np.array_equal(samples, model.sample(6, seed=2))
+    model.save(tmp_path / "vq.keras")
+    restored = keras.models.load_model(tmp_path / "vq.keras")
+    assert restored.pixelcnn.trained_steps == 4
+    np.testing.assert_array_equal(restored.sample(6, seed=1), samples)
+
+
+def test_sample_checks_its_arguments():
+    model = VQVAE(**SMALL, seed=0)
+    model.pixelcnn._steps.assign(1)  # sampling needs no trained weights, only a prior marked trained
+    with pytest.raises(ValueError, match="`temperature` must be a finite number > 0. Received: temperature=-1"):
+        model.sample(2, temperature=-1)
+    with pytest.raises(ValueError, match="`num_samples` must be a positive integer. Received: num_samples=0"):
+        model.sample(0)

@@ -13,20 +13,17 @@ otherwise. The reconstruction term is summed over the event and averaged over
 the batch, so `loss = reconstruction_loss + kl` is exactly the negative ELBO
 in nats per example (subclasses change only the KL weighting).
 
-Distribution: the loss is divided by `num_replicas_in_sync` before the
-gradients are taken (the optimizer sums gradients across replicas); metrics
-are unscaled. The reparameterisation noise of a step is drawn for the whole
-global batch from a stateless seed `(seed, step)` and each replica takes its
-own rows, so one step under `MirroredStrategy` sees exactly the noise it would
-see on one device.
+`train_step`, `test_step`, `compile` and the replica loss scaling come from
+`ObjectiveModel`. The reparameterisation noise of a step is drawn for the
+whole global batch from a stateless seed `(seed, step)` and each replica takes
+its own rows, so one step under `MirroredStrategy` sees exactly the noise it
+would see on one device.
 
 Subclasses provide the networks (`encoder` maps `[B, *data_shape]` to
 posterior parameters, `decoder` maps `[B, latent_dim]` to likelihood
 parameters of shape `[B, *data_shape]`) and may override `make_posterior`,
 `kl_penalty` or `latent_terms`; none of them copies `train_step`.
 """
-
-import warnings
 
 import keras
 import numpy as np
@@ -36,12 +33,13 @@ import tensorflow_probability as tfp
 from keras_vae import likelihoods as likelihoods_lib
 from keras_vae import priors
 from keras_vae import validation
+from keras_vae.models.objective import ObjectiveModel
 
 tfd = tfp.distributions
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class BaseVAE(keras.Model):
+class BaseVAE(ObjectiveModel):
     """A variational autoencoder trained with plain `model.fit`.
 
     Args:
@@ -70,15 +68,6 @@ class BaseVAE(keras.Model):
 
     #: Names of the metrics `fit` / `evaluate` report, in order.
     metric_names = ("loss", "elbo", "reconstruction_loss", "kl")
-    #: `jit_compile` used for `compile(jit_compile="auto")` on machines without
-    #: an accelerator (Keras itself turns XLA off there); set per model from
-    #: `scripts/benchmark.py`.
-    default_jit_compile = False
-    #: `steps_per_execution` used when `compile` is not given one: Keras' per
-    #: step overhead in `fit` (converting the logs of every batch) costs ~7%
-    #: of a small MLP's step on CPU; 8 steps per call amortise it
-    #: (scripts/benchmark.py). Batch-level callbacks then fire every 8 steps.
-    default_steps_per_execution = 8
     #: Encoder outputs per latent dimension: a mean and a scale.
     params_per_latent = 2
 
@@ -307,104 +296,6 @@ class BaseVAE(keras.Model):
         return terms
 
     # ------------------------------------------------------------------ #
-    # Keras training contract
-    # ------------------------------------------------------------------ #
-    @property
-    def metrics(self):
-        # Only our trackers: Keras' compiled-loss tracker is also named "loss"
-        # and would report 0.0 instead of the objective.
-        return list(self._trackers)
-
-    def _batch_x(self, data):
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if sample_weight is not None:
-            raise ValueError(
-                f"{type(self).__name__} does not support `sample_weight`. "
-                "Received: a dataset yielding (x, y, sample_weight)"
-            )
-        return x
-
-    def _make_trackers(self):
-        """One batch-size-weighted `Mean` per name in `metric_names`."""
-        return [keras.metrics.Mean(name=n) for n in self.metric_names]
-
-    def _report(self, terms, x):
-        batch = tf.cast(tf.shape(x)[0], tf.float32)
-        for tracker in self._trackers:
-            if isinstance(tracker, keras.metrics.Mean):
-                tracker.update_state(terms[tracker.name], sample_weight=batch)
-            else:
-                tracker.update_state(terms[tracker.name])
-        logs = {}
-        for metric in self.metrics:
-            result = metric.result()
-            logs.update(result if isinstance(result, dict) else {metric.name: result})
-        return logs
-
-    def train_step(self, data):
-        x = self._batch_x(data)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            terms = self.compute_terms(x, training=True)
-            # The optimizer sums replica gradients: scale the per-replica mean.
-            loss = self.optimizer.scale_loss(terms["loss"] / replicas)
-        variables = self.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._report(terms, x)
-
-    def test_step(self, data):
-        x = self._batch_x(data)
-        return self._report(self.compute_terms(x, training=False), x)
-
-    def compile(self, optimizer="adam", jit_compile="auto", steps_per_execution=None, **kwargs):
-        """`keras.Model.compile`; no `loss` is needed (the ELBO is built in).
-
-        `jit_compile="auto"` uses the model's measured `default_jit_compile` on
-        machines without an accelerator and Keras' own choice elsewhere.
-        `steps_per_execution=None` uses `default_steps_per_execution`.
-        """
-        for arg in ("loss", "metrics", "weighted_metrics"):
-            if kwargs.get(arg) is not None:
-                raise ValueError(
-                    f"{type(self).__name__} trains on its own objective and reports "
-                    f"{self.metric_names}; do not pass a compiled `{arg}`. "
-                    f"Received: {arg}={kwargs[arg]!r}"
-                )
-        explicit_jit = jit_compile is True
-        if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
-            jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
-        explicit_steps = steps_per_execution not in (None, 1)
-        if steps_per_execution is None:
-            steps_per_execution = self.default_steps_per_execution
-        if self.distribute_strategy.num_replicas_in_sync > 1:
-            # Keras compiles the whole `strategy.run` call as one XLA cluster,
-            # which cannot reach variables mirrored on other devices; and its
-            # multi-step loop fails under MirroredStrategy ("You must feed a
-            # value for placeholder tensor", keras-team/keras#19246).
-            for explicit, what in ((explicit_jit, "jit_compile=True"), (explicit_steps, "steps_per_execution > 1")):
-                if explicit:
-                    warnings.warn(
-                        f"{what} is not supported with several replicas in sync; "
-                        "using jit_compile=False, steps_per_execution=1.",
-                        stacklevel=2,
-                    )
-            jit_compile, steps_per_execution = False, 1
-        super().compile(
-            optimizer=optimizer,
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
-            **kwargs,
-        )
-
-    def compile_from_config(self, config):
-        # Keras skips this for an overridden `compile`; restore the optimizer
-        # (and its slots, which `load_model` fills next) as Keras itself would.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    # ------------------------------------------------------------------ #
     # Input checks, run before any graph is built
     # ------------------------------------------------------------------ #
     def _check_data(self, name, data, shape=None, likelihood=True):
@@ -429,26 +320,10 @@ class BaseVAE(keras.Model):
         if isinstance(data, (np.ndarray, tf.Tensor, list, str, bytes)) or np.isscalar(data):
             validation.check_array(name, data, shape, lik)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_data("x", x)
-        if kwargs.get("sample_weight") is not None:
-            raise ValueError(
-                f"{type(self).__name__} does not support `sample_weight`. "
-                f"Received: sample_weight of type {type(kwargs['sample_weight']).__name__}"
-            )
-        if kwargs.get("validation_data") is not None:
-            self._check_data("validation_data", kwargs["validation_data"])
-        return super().fit(x, y, *args, **kwargs)
-
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        # Also runs for `fit`'s validation_data.
-        self._check_data("x", x)
+        # Also runs for `fit`'s validation_data: every call sees the same noise.
         self._eval_step.assign(0)
         return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self._check_data("x", x)
-        return super().predict(x, *args, **kwargs)
 
     # ------------------------------------------------------------------ #
     # Serialization

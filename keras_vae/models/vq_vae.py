@@ -9,6 +9,7 @@ from keras_vae import validation
 from keras_vae.layers import networks
 from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
 from keras_vae.models.base import BaseVAE
+from keras_vae.models.pixelcnn import PixelCNN
 
 tfd = tfp.distributions
 
@@ -30,6 +31,14 @@ class VQVAE(BaseVAE):
     (one-hot at the nearest code, event shape `[h, w]`), `encode_indices(x)`
     the int32 indices, `decode_indices(indices)` p(x|z) for a code map.
 
+    Generation needs a prior over code maps: `self.pixelcnn`, a gated
+    `PixelCNN` trained after the autoencoder with
+    `model.fit_prior(images, epochs=...)` (or `model.pixelcnn.fit` on
+    `model.code_maps(images)`). Then `prior` is that p(z) as a `tfd`
+    distribution and `sample(n, seed, temperature)` decodes code maps drawn
+    from it. `fit` never touches the prior's weights; both save and load
+    together in one `.keras` file.
+
     Args:
         data_shape: `(H, W, C)`.
         num_codes: K, the codebook size.
@@ -39,6 +48,8 @@ class VQVAE(BaseVAE):
         kernel_size, activation: of the convolutions.
         beta, codebook_update, decay, epsilon, dead_code_steps,
         init_from_first_batch: see `keras_vae.layers.VectorQuantizer`.
+        prior_filters, prior_layers, prior_kernel_size: `filters`,
+            `num_layers` and `kernel_size` of the `PixelCNN` prior.
         **kwargs: `BaseVAE` arguments (`likelihood`, default `"gaussian"`,
             `likelihood_scale`, `seed`) and `keras.Model` arguments.
     """
@@ -60,6 +71,9 @@ class VQVAE(BaseVAE):
         dead_code_steps=None,
         init_from_first_batch=False,
         likelihood="gaussian",
+        prior_filters=64,
+        prior_layers=6,
+        prior_kernel_size=3,
         **kwargs,
     ):
         data_shape = validation.int_tuple("data_shape", data_shape)
@@ -91,10 +105,20 @@ class VQVAE(BaseVAE):
             seed=kwargs["seed"],
         )
         self.quantizer.build((None, *encoder.output_shape[1:]))
+        self.pixelcnn = PixelCNN(
+            self.quantizer.num_codes,
+            encoder.output_shape[1:3],
+            filters=prior_filters,
+            num_layers=prior_layers,
+            kernel_size=prior_kernel_size,
+            name="pixelcnn",
+            dtype=dtype,
+        )
         super().__init__(
             encoder, decoder, data_shape=data_shape, latent_dim=code_dim, likelihood=likelihood, **kwargs
         )
         self.filters, self.kernel_size, self.activation = filters, kernel_size, activation
+        self._code_map_function = None
 
     def _make_trackers(self):
         return super()._make_trackers() + [CodebookUsage(self.num_codes, name="codebook")]
@@ -117,8 +141,15 @@ class VQVAE(BaseVAE):
 
     @property
     def prior(self):
-        """None: a VQVAE has no prior over its code maps until one is trained."""
-        return None
+        """p(z) over code maps: the learned `PixelCNN` prior as a
+        `tfd.Autoregressive` (event `[h, w]`), or None until it is trained
+        (`fit_prior`)."""
+        return self.pixelcnn.distribution() if self.pixelcnn.trained_steps else None
+
+    def _trained_variables(self):
+        # `fit` trains the autoencoder; the prior is trained by `fit_prior`.
+        prior = {id(v) for v in self.pixelcnn.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in prior]
 
     def make_posterior(self, params):
         indices = self.quantizer.code_indices(params)
@@ -132,7 +163,7 @@ class VQVAE(BaseVAE):
 
     def decode_indices(self, indices):
         """p(x|z) for int code maps `[B, h, w]` with values in `[0, num_codes)`."""
-        indices = _check_indices(indices, self.code_map_shape, self.num_codes)
+        indices = validation.check_indices("indices", indices, self.code_map_shape, self.num_codes)
         return self._likelihood(self.quantizer.lookup(indices))
 
     def latent(self, x, training=False):
@@ -149,11 +180,49 @@ class VQVAE(BaseVAE):
             "codebook": terms["code_counts"],
         }
 
-    def sample(self, num_samples, seed=None):
-        raise ValueError(
-            "VQVAE.sample needs a prior over code maps and this model has none. "
-            "Decode code maps of your choice with `decode_indices(indices)`."
+    def code_maps(self, x, batch_size=256):
+        """The code maps of every example in `x` (an array of images or a
+        dataset of batches of images, or of `(images, labels)`), as int32
+        numpy `[N, h, w]`."""
+        self._check_data("x", x)
+        if not isinstance(x, tf.data.Dataset):
+            x = tf.data.Dataset.from_tensor_slices(np.asarray(x)).batch(validation.positive_int("batch_size", batch_size))
+        if self._code_map_function is None:
+            self._code_map_function = tf.function(
+                lambda images: self.quantizer.code_indices(self.encoder(images, training=False)),
+                reduce_retracing=True,
+            )
+        maps = [self._code_map_function(keras.utils.unpack_x_y_sample_weight(b)[0]).numpy() for b in x]
+        return np.concatenate(maps) if maps else np.zeros((0, *self.code_map_shape), "int32")
+
+    def fit_prior(self, x, validation_data=None, epochs=1, batch_size=128, **kwargs):
+        """Trains the PixelCNN prior with `self.pixelcnn.fit` on the code maps
+        of `x` (and of `validation_data`: images, not codes). Compiles it with
+        Adam first unless `self.pixelcnn` was compiled; `kwargs` go to `fit`
+        (`callbacks`, `verbose`, ...). Returns the `History`."""
+        codes = self.code_maps(x)
+        if validation_data is not None:
+            validation_data = (self.code_maps(validation_data),)
+        if not self.pixelcnn.compiled:
+            self.pixelcnn.compile()
+        return self.pixelcnn.fit(
+            codes, validation_data=validation_data, epochs=epochs, batch_size=batch_size, **kwargs
         )
+
+    def sample(self, num_samples, seed=None, temperature=1.0):
+        """Draws `num_samples` code maps from the learned prior (position by
+        position, each conditional's logits divided by `temperature`) and
+        returns the likelihood means of their decodings. The same integer
+        `seed` gives the same images."""
+        if not self.pixelcnn.trained_steps:
+            raise ValueError(
+                "VQVAE.sample draws code maps from the learned prior, and this model's prior "
+                "has not been trained yet. Train it on the code maps of your training images: "
+                "`model.fit_prior(images, epochs=...)` in Python, or "
+                "`keras-vae train-prior MODEL.keras` on the command line."
+            )
+        codes = self.pixelcnn.sample(num_samples, seed=seed, temperature=temperature)
+        return self._likelihood(self.quantizer.lookup(codes)).mean()
 
     def get_config(self):
         config = self._common_config()
@@ -161,22 +230,14 @@ class VQVAE(BaseVAE):
         quantizer = self.quantizer.get_config()
         for key in ("name", "trainable", "seed"):
             quantizer.pop(key, None)
-        config.update(quantizer, filters=self.filters, kernel_size=self.kernel_size, activation=self.activation)
+        config.update(
+            quantizer,
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            activation=self.activation,
+            prior_filters=self.pixelcnn.filters,
+            prior_layers=self.pixelcnn.num_layers,
+            prior_kernel_size=self.pixelcnn.kernel_size,
+        )
         return config
 
-
-def _check_indices(indices, map_shape, num_codes):
-    arr = np.asarray(indices)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"`indices` must hold integers. Received: indices.dtype={arr.dtype}")
-    if arr.ndim != 1 + len(map_shape) or tuple(arr.shape[1:]) != tuple(map_shape):
-        raise ValueError(
-            f"`indices` must have shape (None, {', '.join(map(str, map_shape))}). "
-            f"Received: indices.shape={arr.shape}"
-        )
-    if arr.size and (arr.min() < 0 or arr.max() >= num_codes):
-        raise ValueError(
-            f"`indices` must lie in [0, {num_codes}). Received: indices with values in "
-            f"[{arr.min()}, {arr.max()}]"
-        )
-    return tf.constant(arr, tf.int32)

@@ -1,0 +1,181 @@
+"""The training contract every model of the package follows.
+
+`ObjectiveModel` is a `keras.Model` trained on a built-in objective: a
+subclass provides `compute_terms(x, training)`, a dict of named batch-mean
+scalars holding `"loss"` (what gradients are taken of) and one entry per
+metric tracker, and `_check_data(name, data)`, its input checks. This class
+turns that into `train_step` / `test_step` for plain `model.fit` /
+`evaluate` under any `tf.distribute` strategy:
+
+- the loss is divided by `num_replicas_in_sync` before the gradients are
+  taken (the optimizer sums gradients across replicas) and passed through
+  `optimizer.scale_loss` (mixed precision); metrics are unscaled;
+- `metrics` holds only the model's own trackers, so `loss` is the objective
+  and not the 0.0 Keras reports for an uncompiled loss;
+- `compile` needs no loss and refuses one, picks measured `jit_compile` /
+  `steps_per_execution` defaults, and `compile_from_config` makes a `.keras`
+  file reload compiled.
+
+`BaseVAE` (the ELBO) and `PixelCNN` (a code-map density) share it.
+"""
+
+import warnings
+
+import keras
+import tensorflow as tf
+
+
+class ObjectiveModel(keras.Model):
+    """A `keras.Model` whose `fit` minimises `compute_terms(x)["loss"]`."""
+
+    #: Names of the metrics `fit` / `evaluate` report, in order.
+    metric_names = ("loss",)
+    #: `jit_compile` used for `compile(jit_compile="auto")` on machines without
+    #: an accelerator (Keras itself turns XLA off there); set per model from
+    #: `scripts/benchmark.py`.
+    default_jit_compile = False
+    #: `steps_per_execution` used when `compile` is not given one: Keras' per
+    #: step overhead in `fit` (converting the logs of every batch) costs ~7%
+    #: of a small MLP's step on CPU; 8 steps per call amortise it
+    #: (scripts/benchmark.py). Batch-level callbacks then fire every 8 steps.
+    default_steps_per_execution = 8
+
+    def compute_terms(self, x, training=False):
+        """Named batch-mean scalars: `"loss"` and one per tracker in `metrics`."""
+        raise NotImplementedError
+
+    def _check_data(self, name, data):
+        """Raises a `ValueError` naming `name` if `data` cannot be a batch of inputs."""
+
+    def _trained_variables(self):
+        """The variables `train_step` updates."""
+        return self.trainable_variables
+
+    # ------------------------------------------------------------------ #
+    # Keras training contract
+    # ------------------------------------------------------------------ #
+    @property
+    def metrics(self):
+        # Only our trackers: Keras' compiled-loss tracker is also named "loss"
+        # and would report 0.0 instead of the objective.
+        return list(self._trackers)
+
+    def _batch_x(self, data):
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support `sample_weight`. "
+                "Received: a dataset yielding (x, y, sample_weight)"
+            )
+        return x
+
+    def _make_trackers(self):
+        """One batch-size-weighted `Mean` per name in `metric_names`."""
+        return [keras.metrics.Mean(name=n) for n in self.metric_names]
+
+    def _report(self, terms, x):
+        batch = tf.cast(tf.shape(x)[0], tf.float32)
+        for tracker in self._trackers:
+            if isinstance(tracker, keras.metrics.Mean):
+                tracker.update_state(terms[tracker.name], sample_weight=batch)
+            else:
+                tracker.update_state(terms[tracker.name])
+        logs = {}
+        for metric in self.metrics:
+            result = metric.result()
+            logs.update(result if isinstance(result, dict) else {metric.name: result})
+        return logs
+
+    def train_step(self, data):
+        x = self._batch_x(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            terms = self.compute_terms(x, training=True)
+            # The optimizer sums replica gradients: scale the per-replica mean.
+            loss = self.optimizer.scale_loss(terms["loss"] / replicas)
+        variables = self._trained_variables()
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._report(terms, x)
+
+    def test_step(self, data):
+        x = self._batch_x(data)
+        return self._report(self.compute_terms(x, training=False), x)
+
+    def compile(self, optimizer="adam", jit_compile="auto", steps_per_execution=None, **kwargs):
+        """`keras.Model.compile`; no `loss` is needed (the objective is built in).
+
+        `jit_compile="auto"` uses the model's measured `default_jit_compile` on
+        machines without an accelerator and Keras' own choice elsewhere.
+        `steps_per_execution=None` uses `default_steps_per_execution`.
+        """
+        for arg in ("loss", "metrics", "weighted_metrics"):
+            if kwargs.get(arg) is not None:
+                raise ValueError(
+                    f"{type(self).__name__} trains on its own objective and reports "
+                    f"{self.metric_names}; do not pass a compiled `{arg}`. "
+                    f"Received: {arg}={kwargs[arg]!r}"
+                )
+        explicit_jit = jit_compile is True
+        if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
+            jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
+        explicit_steps = steps_per_execution not in (None, 1)
+        if steps_per_execution is None:
+            steps_per_execution = self.default_steps_per_execution
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            # Keras compiles the whole `strategy.run` call as one XLA cluster,
+            # which cannot reach variables mirrored on other devices; and its
+            # multi-step loop fails under MirroredStrategy ("You must feed a
+            # value for placeholder tensor", keras-team/keras#19246).
+            for explicit, what in ((explicit_jit, "jit_compile=True"), (explicit_steps, "steps_per_execution > 1")):
+                if explicit:
+                    warnings.warn(
+                        f"{what} is not supported with several replicas in sync; "
+                        "using jit_compile=False, steps_per_execution=1.",
+                        stacklevel=2,
+                    )
+            jit_compile, steps_per_execution = False, 1
+        super().compile(
+            optimizer=optimizer,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+            **kwargs,
+        )
+
+    def compile_from_config(self, config):
+        # Keras skips this for an overridden `compile`; restore the optimizer
+        # (and its slots, which `load_model` fills next) as Keras itself would.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self._build_optimizer()
+
+    def _build_optimizer(self):
+        # Slots only for what `train_step` updates (Keras would build them for
+        # every trainable variable).
+        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self._trained_variables())
+
+    # ------------------------------------------------------------------ #
+    # Input checks, run before any graph is built
+    # ------------------------------------------------------------------ #
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_data("x", x)
+        if kwargs.get("sample_weight") is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support `sample_weight`. "
+                f"Received: sample_weight of type {type(kwargs['sample_weight']).__name__}"
+            )
+        if kwargs.get("validation_data") is not None:
+            self._check_data("validation_data", kwargs["validation_data"])
+        self._build_optimizer()
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        # Also runs for `fit`'s validation_data.
+        self._check_data("x", x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_data("x", x)
+        return super().predict(x, *args, **kwargs)
