@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
@@ -66,6 +65,7 @@ def build_parser():
                        help="initialise the codebook from the first batch's encodings (vq_vae)")
     train.add_argument("--prior-filters", type=int, help="channels of the PixelCNN prior (vq_vae)")
     train.add_argument("--prior-layers", type=int, help="gated blocks of the PixelCNN prior (vq_vae)")
+    train.add_argument("--prior-kernel-size", type=int, help="masked convolution width of the prior (vq_vae)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     train.add_argument("--strategy", default="default", choices=("default", "mirrored"))
@@ -119,6 +119,7 @@ def _model_kwargs(args):
         "init_from_first_batch": vq,
         "prior_filters": vq,
         "prior_layers": vq,
+        "prior_kernel_size": vq,
     }
     for option, models in options.items():
         value = getattr(args, option)
@@ -161,16 +162,18 @@ def _dataset(args, split, likelihood_name, training, num_examples=None):
 
 
 def _write_json(obj, path):
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    from keras_vae import files
+
+    files.write_text(path, json.dumps(obj, indent=2))
 
 
-def _save_model(model, path):
-    tmp = path + ".partial.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+def _check_run_args(args):
+    from keras_vae import validation
+
+    validation.positive_int("--epochs", args.epochs)
+    if getattr(args, "train_examples", None) is not None:
+        validation.positive_int("--train-examples", args.train_examples)
+    validation.positive_int("--batch-size", args.batch_size)
 
 
 def train(args):
@@ -179,8 +182,9 @@ def train(args):
     import tensorflow as tf
 
     import keras_vae
-    from keras_vae import plotting
+    from keras_vae import files, plotting
 
+    _check_run_args(args)
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
                "ae": keras_vae.AE, "vq_vae": keras_vae.VQVAE}
     kwargs = _model_kwargs(args)
@@ -198,7 +202,7 @@ def train(args):
     history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
 
-    _save_model(model, os.path.join(out, "model.keras"))
+    files.save_model(model, os.path.join(out, "model.keras"))
     _write_json({"config": {k: v for k, v in vars(args).items() if k != "func"}, "seconds": seconds,
                  "history": history.history}, os.path.join(out, "history.json"))
     test_batch = next(iter(test_ds))
@@ -223,15 +227,18 @@ def train(args):
 def train_prior(args):
     import keras
 
-    from keras_vae import plotting
+    from keras_vae import files, plotting
 
+    _check_run_args(args)
+    output = args.output or args.model_path
+    if not output.endswith(".keras"):
+        raise ValueError(f"`--output` must be a .keras file name. Received: --output={output!r}")
     model = _load(args.model_path)
     if not hasattr(model, "fit_prior"):
         raise ValueError(
             f"`model_path` must hold a model with a learned prior (vq_vae). "
             f"Received: a {type(model).__name__} from {args.model_path}"
         )
-    output = args.output or args.model_path
     keras.utils.set_random_seed(args.seed)
     train_ds = _dataset(args, "train", model.likelihood_name, training=False, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
@@ -240,7 +247,7 @@ def train_prior(args):
     history = model.fit_prior(train_ds, validation_data=test_ds, epochs=args.epochs, batch_size=args.batch_size,
                               verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
-    _save_model(model, output)
+    files.save_model(model, output)
     samples = os.path.join(os.path.dirname(os.path.abspath(output)), "samples.png")
     plotting.plot_samples(model, samples, seed=args.seed)
     print(

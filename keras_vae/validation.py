@@ -137,6 +137,27 @@ def check_array(name, x, event_shape, likelihood=None):
     check_values(name, x, likelihood)
 
 
+def input_part(data):
+    """The inputs `x` of `(x,)`, `(x, y)` or `(x, y, sample_weight)`; `data` itself otherwise."""
+    return data[0] if isinstance(data, tuple) and data else data
+
+
+def check_dataset(name, data, event_shape, integer=False):
+    """If `data` is a `tf.data.Dataset`, checks its element spec (rank, shape
+    and dtype of the batches of inputs, never their values) and returns True;
+    returns False for anything else."""
+    if not isinstance(data, tf.data.Dataset):
+        return False
+    spec = input_part(data.element_spec)
+    if not isinstance(spec, tf.TensorSpec):
+        raise ValueError(
+            f"`{name}` must yield one tensor of inputs per batch. Received: {name}.element_spec={data.element_spec}"
+        )
+    if spec.shape.rank is not None:  # unknown shapes are checked by the graph
+        check_spec(name, spec.shape.as_list(), spec.dtype, event_shape, integer=integer)
+    return True
+
+
 def check_indices(name, indices, map_shape, num_codes):
     """Checks a batch of integer code maps `[batch, *map_shape]` with values in
     `[0, num_codes)`; returns them as an int32 tensor."""

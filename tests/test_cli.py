@@ -66,9 +66,11 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
     (["train", "vq_vae", "--latent-dim", "4"], "`--latent-dim` applies to vae, beta_vae, conv_vae, ae"),
     (["train", "vae", "--num-codes", "4"], "`--num-codes` applies to vq_vae. Received it for: vae"),
+    (["train", "vae", "--epochs", "0"], "`--epochs` must be a positive integer. Received: --epochs=0"),
+    (["train-prior", "missing.keras", "--output", "x.h5"], "`--output` must be a .keras file name"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dirs):
-    result = run(*args, "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"]) if args[0] == "train" \
+    result = run(*args, "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"]) if args[0].startswith("train") \
         else run(*args)
     assert result.returncode == 2
     assert message in result.stderr

@@ -138,3 +138,14 @@ def test_masked_conv_rejects_bad_arguments():
         MaskedConv2D(4, 3, "diagonal", "A")
     with pytest.raises(ValueError, match="`mask_type` must be one of"):
         MaskedConv2D(4, 3, "vertical", "C")
+
+
+def test_datasets_of_code_maps_are_checked_by_their_spec():
+    model = small()
+    model.compile()
+    floats = tf.data.Dataset.from_tensor_slices(np.zeros((4, H, W), "float32")).batch(2)
+    with pytest.raises(ValueError, match="`x` must hold integers. Received: x.dtype=float32"):
+        model.fit(floats, verbose=0)
+    wrong = tf.data.Dataset.from_tensor_slices(np.zeros((4, H + 1, W), "int32")).batch(2)
+    with pytest.raises(ValueError, match=r"`validation_data` must have shape \(None, 5, 5\)"):
+        model.fit(_two_patterns(4)[0], validation_data=wrong, verbose=0)

@@ -86,6 +86,7 @@ def test_fit_trains_the_autoencoder_and_fit_prior_only_the_prior(mnist_binary, t
         np.testing.assert_array_equal(before, after)
     autoencoder = [w.numpy() for w in model.weights if not w.path.startswith("pixelcnn")]
 
+    model.pixelcnn.compile(optimizer=keras.optimizers.Adam(2e-3))
     history = model.fit_prior(x, validation_data=mnist_binary[64:96], epochs=2, batch_size=32, verbose=0).history
     assert set(history) == {"loss", "val_loss"} and np.isfinite(history["val_loss"]).all()
     assert model.pixelcnn.trained_steps == 4
@@ -105,6 +106,34 @@ def test_fit_trains_the_autoencoder_and_fit_prior_only_the_prior(mnist_binary, t
     restored = keras.models.load_model(tmp_path / "vq.keras")
     assert restored.pixelcnn.trained_steps == 4
     np.testing.assert_array_equal(restored.sample(6, seed=1), samples)
+    # Both optimizers come back, so training either part resumes where it stopped.
+    for part in (lambda m: m, lambda m: m.pixelcnn):
+        saved, loaded = part(model).optimizer, part(restored).optimizer
+        assert loaded.learning_rate.numpy() == pytest.approx(saved.learning_rate.numpy())
+        assert len(loaded.variables) == len(saved.variables)
+        for a, b in zip(saved.variables, loaded.variables):
+            np.testing.assert_array_equal(a, b, err_msg=a.path)
+    assert float(restored.pixelcnn.optimizer.learning_rate.numpy()) == pytest.approx(2e-3)
+
+
+def test_fit_prior_under_two_replicas(mnist_binary, two_replicas):
+    with two_replicas.scope():
+        model = VQVAE(**SMALL, seed=0)
+    # Compiled outside the scope, as users do: the optimizer still lands in it.
+    model.fit_prior(mnist_binary[:64], epochs=1, batch_size=32, verbose=0)
+    assert model.pixelcnn.trained_steps == 2
+    assert model.pixelcnn.optimizer.iterations.numpy() == 2
+    assert model.sample(2, seed=0).shape == (2, 28, 28, 1)
+
+
+def test_code_maps_reject_bad_input():
+    model = VQVAE(**SMALL, seed=0)
+    images = np.zeros((4, 28, 28, 1), "float32")
+    with pytest.raises(ValueError, match="`x` must be a finite dataset"):
+        model.code_maps(tf.data.Dataset.from_tensor_slices(images).batch(2).repeat())
+    assert model.code_maps((images, np.arange(4))).shape == (4, 7, 7)
+    with pytest.raises(ValueError, match=r"`x` must have shape \(None, 28, 28, 1\)"):
+        model.code_maps(np.zeros((4, 28, 28, 3), "float32"))
 
 
 def test_sample_checks_its_arguments():
@@ -114,3 +143,16 @@ def test_sample_checks_its_arguments():
         model.sample(2, temperature=-1)
     with pytest.raises(ValueError, match="`num_samples` must be a positive integer. Received: num_samples=0"):
         model.sample(0)
+
+
+def test_train_on_batch_builds_slots_for_the_autoencoder_only(mnist_binary, tmp_path):
+    model = VQVAE(**SMALL, seed=0)
+    model.compile()
+    model.train_on_batch(mnist_binary[:16])
+    trained = model._trained_variables()
+    assert len(trained) < len(model.trainable_variables)  # the prior's weights are not among them
+    assert len(model.optimizer.variables) == 2 + 2 * len(trained)  # iterations, learning rate, Adam moments
+    model.save(tmp_path / "vq.keras")
+    restored = keras.models.load_model(tmp_path / "vq.keras")
+    for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(a, b, err_msg=a.path)

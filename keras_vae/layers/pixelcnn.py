@@ -109,11 +109,11 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         self.filters = validation.positive_int("filters", filters)
         self.kernel_size = validation.positive_int("kernel_size", kernel_size)
         self.first = bool(first)
-        mask = "A" if self.first else "B"
-        self.vertical = MaskedConv2D(2 * filters, kernel_size, "vertical", mask, name="vertical")
-        self.horizontal = MaskedConv2D(2 * filters, kernel_size, "horizontal", mask, name="horizontal")
-        self.vertical_to_horizontal = keras.layers.Conv2D(2 * filters, 1, name="vertical_to_horizontal")
-        self.output_projection = keras.layers.Conv2D(filters, 1, name="output_projection")
+        mask, policy = "A" if self.first else "B", self.dtype_policy
+        self.vertical = MaskedConv2D(2 * filters, kernel_size, "vertical", mask, name="vertical", dtype=policy)
+        self.horizontal = MaskedConv2D(2 * filters, kernel_size, "horizontal", mask, name="horizontal", dtype=policy)
+        self.vertical_to_horizontal = keras.layers.Conv2D(2 * filters, 1, name="vertical_to_horizontal", dtype=policy)
+        self.output_projection = keras.layers.Conv2D(filters, 1, name="output_projection", dtype=policy)
 
     def build(self, input_shape):
         v_shape, h_shape = input_shape

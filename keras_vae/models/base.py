@@ -1,4 +1,4 @@
-"""The one training contract shared by every model of the zoo.
+"""The ELBO every variational model of the zoo is trained on.
 
 `BaseVAE` is a `keras.Model` whose `train_step` / `test_step` maximise the
 evidence lower bound
@@ -301,18 +301,8 @@ class BaseVAE(ObjectiveModel):
     def _check_data(self, name, data, shape=None, likelihood=True):
         shape = self.data_shape if shape is None else shape
         lik = self.likelihood if likelihood else None
-        if isinstance(data, tuple) and data:
-            data = data[0]  # (x,), (x, y) or (x, y, sample_weight)
-        if isinstance(data, tf.data.Dataset):
-            spec = data.element_spec
-            spec = spec[0] if isinstance(spec, tuple) else spec
-            if not isinstance(spec, tf.TensorSpec):
-                raise ValueError(
-                    f"`{name}` must yield one tensor of examples per batch. "
-                    f"Received: {name}.element_spec={data.element_spec}"
-                )
-            if spec.shape.rank is not None:  # unknown shapes are checked by the graph
-                validation.check_spec(name, spec.shape.as_list(), spec.dtype, shape)
+        data = validation.input_part(data)
+        if validation.check_dataset(name, data, shape):
             return
         if isinstance(data, tf.Tensor) and not tf.executing_eagerly():
             validation.check_spec(name, data.shape.as_list(), data.dtype, shape)

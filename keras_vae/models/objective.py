@@ -135,12 +135,15 @@ class ObjectiveModel(keras.Model):
                         stacklevel=2,
                     )
             jit_compile, steps_per_execution = False, 1
-        super().compile(
-            optimizer=optimizer,
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
-            **kwargs,
-        )
+        # In the model's own strategy scope: an optimizer given by name is
+        # created there even when `compile` is called outside it.
+        with self.distribute_strategy.scope():
+            super().compile(
+                optimizer=optimizer,
+                jit_compile=jit_compile,
+                steps_per_execution=steps_per_execution,
+                **kwargs,
+            )
 
     def compile_from_config(self, config):
         # Keras skips this for an overridden `compile`; restore the optimizer
@@ -170,6 +173,11 @@ class ObjectiveModel(keras.Model):
             self._check_data("validation_data", kwargs["validation_data"])
         self._build_optimizer()
         return super().fit(x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, *args, **kwargs):
+        self._check_data("x", x)
+        self._build_optimizer()
+        return super().train_on_batch(x, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         # Also runs for `fit`'s validation_data.

@@ -52,16 +52,17 @@ class PixelCNN(ObjectiveModel):
         self.kernel_size = validation.positive_int("kernel_size", kernel_size)
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be odd and >= 3. Received: kernel_size={kernel_size!r}")
-        self.embedding = keras.layers.Embedding(self.num_codes, self.filters, name="embedding")
+        policy = self.dtype_policy
+        self.embedding = keras.layers.Embedding(self.num_codes, self.filters, name="embedding", dtype=policy)
         self.blocks = [
-            GatedPixelCNNBlock(self.filters, self.kernel_size, first=i == 0, name=f"gated_block_{i}")
+            GatedPixelCNNBlock(self.filters, self.kernel_size, first=i == 0, name=f"gated_block_{i}", dtype=policy)
             for i in range(self.num_layers)
         ]
         self.head = keras.Sequential(
             [
-                keras.layers.ReLU(),
-                keras.layers.Conv2D(self.filters, 1, activation="relu"),
-                keras.layers.Conv2D(self.num_codes, 1, dtype="float32"),
+                keras.layers.ReLU(dtype=policy),
+                keras.layers.Conv2D(self.filters, 1, activation="relu", dtype=policy),
+                keras.layers.Conv2D(self.num_codes, 1, dtype="float32"),  # logits in float32
             ],
             name="head",
         )
@@ -89,7 +90,9 @@ class PixelCNN(ObjectiveModel):
 
     @property
     def trained_steps(self):
-        """Training steps taken so far (0 for an untrained prior)."""
+        """Training steps taken by `fit` / `train_on_batch` so far (0 for an
+        untrained prior; a custom loop that trains it on its own loss should
+        add its steps with `_steps.assign_add`)."""
         return int(self._steps.numpy())
 
     def call(self, codes, training=False):
@@ -109,12 +112,14 @@ class PixelCNN(ObjectiveModel):
         logits = tf.reshape(tf.cast(logits, tf.float32), tf.concat([lead, [*self.map_shape, self.num_codes]], 0))
         return tfd.Independent(tfd.Categorical(logits=logits / temperature), reinterpreted_batch_ndims=2)
 
-    def distribution(self, temperature=1.0):
-        """The joint p(z) over code maps as a `tfd.Autoregressive` (event `[h, w]`)."""
+    def distribution(self, temperature=1.0, num_steps=None):
+        """The joint p(z) over code maps as a `tfd.Autoregressive` (event
+        `[h, w]`); its `sample` runs the network `num_steps` (default h * w)
+        times, each fixing one more position."""
         return tfd.Autoregressive(
             lambda codes: self.conditionals(codes, temperature),
             sample0=tf.zeros(self.map_shape, tf.int32),
-            num_steps=int(np.prod(self.map_shape)),
+            num_steps=int(np.prod(self.map_shape)) if num_steps is None else num_steps,
         )
 
     def log_prob(self, codes):
@@ -132,11 +137,16 @@ class PixelCNN(ObjectiveModel):
             seed = int(np.random.randint(0, 2**31 - 1))
         seed = validation.seed("seed", seed)
         if self._sample_function is None:
+            # `num_steps` enters as a tensor, so the steps run in one
+            # `tf.while_loop` instead of h * w traced copies of the network.
             self._sample_function = tf.function(
-                lambda n, seed, t: self.distribution(t).sample(n, seed=seed), reduce_retracing=True
+                lambda n, seed, t, steps: self.distribution(t, steps).sample(n, seed=seed)
             )
         return self._sample_function(
-            tf.constant(num_samples, tf.int32), tf.constant([seed, 0], tf.int32), tf.constant(temperature, tf.float32)
+            tf.constant(num_samples, tf.int32),
+            tf.constant([seed, 0], tf.int32),
+            tf.constant(temperature, tf.float32),
+            tf.constant(int(np.prod(self.map_shape)), tf.int32),
         )
 
     def compute_terms(self, x, training=False):
@@ -147,17 +157,8 @@ class PixelCNN(ObjectiveModel):
         return {"loss": tf.reduce_mean(nll) / float(np.prod(self.map_shape))}
 
     def _check_data(self, name, data):
-        if isinstance(data, tuple) and data:
-            data = data[0]
-        if isinstance(data, tf.data.Dataset):
-            spec = data.element_spec
-            spec = spec[0] if isinstance(spec, tuple) else spec
-            if not isinstance(spec, tf.TensorSpec):
-                raise ValueError(
-                    f"`{name}` must yield one tensor of code maps per batch. Received: {name}.element_spec={spec}"
-                )
-            if spec.shape.rank is not None:
-                validation.check_spec(name, spec.shape.as_list(), spec.dtype, self.map_shape, integer=True)
+        data = validation.input_part(data)
+        if validation.check_dataset(name, data, self.map_shape, integer=True):
             return
         if isinstance(data, (np.ndarray, list)) or (isinstance(data, tf.Tensor) and tf.executing_eagerly()):
             validation.check_indices(name, data, self.map_shape, self.num_codes)

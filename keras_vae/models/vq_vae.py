@@ -184,9 +184,13 @@ class VQVAE(BaseVAE):
         """The code maps of every example in `x` (an array of images or a
         dataset of batches of images, or of `(images, labels)`), as int32
         numpy `[N, h, w]`."""
+        x = validation.input_part(x)
         self._check_data("x", x)
         if not isinstance(x, tf.data.Dataset):
             x = tf.data.Dataset.from_tensor_slices(np.asarray(x)).batch(validation.positive_int("batch_size", batch_size))
+        elif x.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError("`x` must be a finite dataset (code maps are collected for all of it). "
+                             "Received: an infinite dataset (e.g. from `.repeat()`)")
         if self._code_map_function is None:
             self._code_map_function = tf.function(
                 lambda images: self.quantizer.code_indices(self.encoder(images, training=False)),
@@ -208,6 +212,22 @@ class VQVAE(BaseVAE):
         return self.pixelcnn.fit(
             codes, validation_data=validation_data, epochs=epochs, batch_size=batch_size, **kwargs
         )
+
+    def get_compile_config(self):
+        # The prior's optimizer (learning rate, moments) is saved with the
+        # model like the autoencoder's; Keras saves only the outer model's.
+        config = super().get_compile_config()
+        if self.pixelcnn.compiled:
+            config = dict(config or {}, prior=self.pixelcnn.get_compile_config())
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        prior = config.pop("prior", None)
+        if config:
+            super().compile_from_config(config)
+        if prior is not None:
+            self.pixelcnn.compile_from_config(prior)
 
     def sample(self, num_samples, seed=None, temperature=1.0):
         """Draws `num_samples` code maps from the learned prior (position by

@@ -1,0 +1,39 @@
+"""Writing files so that a failed or interrupted write loses nothing: the
+content goes to a temporary file in the same folder, renamed over the target
+only once complete (the previous file stays intact until then)."""
+
+import os
+import tempfile
+
+
+def _replace_atomically(path, write, suffix):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_model(model, path):
+    """`model.save(path)`, atomically; `path` must end in `.keras`."""
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"`path` must be a .keras file name. Received: path={path!r}")
+    return _replace_atomically(path, model.save, ".keras")
+
+
+def write_text(path, text):
+    """Writes `text` to `path` atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return _replace_atomically(os.fspath(path), write, ".tmp")
