@@ -66,6 +66,7 @@ def build_parser():
     train.add_argument("--prior-filters", type=int, help="channels of the PixelCNN prior (vq_vae)")
     train.add_argument("--prior-layers", type=int, help="gated blocks of the PixelCNN prior (vq_vae)")
     train.add_argument("--prior-kernel-size", type=int, help="masked convolution width of the prior (vq_vae)")
+    train.add_argument("--prior-dropout", type=float, help="dropout rate inside the prior's blocks (vq_vae)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     train.add_argument("--strategy", default="default", choices=("default", "mirrored"))
@@ -120,6 +121,7 @@ def _model_kwargs(args):
         "prior_filters": vq,
         "prior_layers": vq,
         "prior_kernel_size": vq,
+        "prior_dropout": vq,
     }
     for option, models in options.items():
         value = getattr(args, option)

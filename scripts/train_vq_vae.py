@@ -20,8 +20,9 @@ Protocol (keras.io "Vector-Quantized Variational Autoencoders" as baseline):
 - prior: PixelCNN on the code maps of the first 54,000 train images,
   validated on the last 6,000 (keras.io's validation_split=0.1), Adam with
   the learning rate decayed from 1e-3 to 0 on a cosine over
-  `--prior-epochs` 50; cross-entropy in nats per code on that validation
-  split and on the test set's code maps.
+  `--prior-epochs` 50 (`--prior-filters`, `--prior-layers`, `--prior-dropout`
+  shape it); cross-entropy in nats per code on that validation split and on
+  the test set's code maps.
 
 Every `fit` runs with `keras.callbacks.BackupAndRestore` in `--work-dir`, so
 an interrupted run resumes where it stopped when started again; finished
@@ -51,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--prior-epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--prior-filters", type=int, default=64)
+    parser.add_argument("--prior-layers", type=int, default=6)
+    parser.add_argument("--prior-dropout", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
@@ -130,10 +134,26 @@ def train_autoencoder(args, timings, variance):
     return model
 
 
+def with_prior_settings(model, args):
+    """The trained autoencoder with an untrained prior of the requested shape."""
+    settings = {"prior_filters": args.prior_filters, "prior_layers": args.prior_layers,
+                "prior_dropout": args.prior_dropout}
+    config = model.get_config()
+    if all(config[k] == v for k, v in settings.items()):
+        return model
+    fresh = type(model).from_config({**config, **settings})
+    for part in ("encoder", "decoder", "quantizer"):
+        getattr(fresh, part).set_weights(getattr(model, part).get_weights())
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3))
+    fresh.optimizer.iterations.assign(model.optimizer.iterations)
+    return fresh
+
+
 def train_prior(args, timings, model, train_codes):
     path = os.path.join(args.work_dir, "vq_vae_with_prior.keras")
     if os.path.exists(path):
         return keras.models.load_model(path)
+    model = with_prior_settings(model, args)
     keras.utils.set_random_seed(args.seed + 1)
     split = int(0.9 * len(train_codes))
     steps = args.prior_epochs * (split // args.batch_size + bool(split % args.batch_size))
@@ -168,7 +188,8 @@ def model_card(record):
 codebook learned by the codebook loss, encoder conv 32-64 to a 7x7 code map),
 {record["args"]["epochs"]} epochs, and its `PixelCNN` prior
 (`prior_filters={record["config"]["prior_filters"]}`, `prior_layers={record["config"]["prior_layers"]}`,
-`prior_kernel_size={record["config"]["prior_kernel_size"]}`), {record["args"]["prior_epochs"]} epochs.
+`prior_kernel_size={record["config"]["prior_kernel_size"]}`, `prior_dropout={record["config"].get("prior_dropout", 0.0)}`),
+{record["args"]["prior_epochs"]} epochs.
 
 ![64 samples from the prior, seed {record["args"]["seed"]}](samples.png)
 

@@ -149,3 +149,13 @@ def test_datasets_of_code_maps_are_checked_by_their_spec():
     wrong = tf.data.Dataset.from_tensor_slices(np.zeros((4, H + 1, W), "int32")).batch(2)
     with pytest.raises(ValueError, match=r"`validation_data` must have shape \(None, 5, 5\)"):
         model.fit(_two_patterns(4)[0], validation_data=wrong, verbose=0)
+
+
+def test_dropout_acts_in_training_only():
+    model = small(dropout=0.5)
+    codes = _two_patterns(4)[0]
+    np.testing.assert_array_equal(model(codes), model(codes))
+    assert not np.array_equal(model(codes, training=True), model(codes, training=True))
+    assert PixelCNN.from_config(model.get_config()).blocks[1].dropout == 0.5
+    with pytest.raises(ValueError, match=r"`dropout` must be in \[0, 1\). Received: dropout=1.0"):
+        small(dropout=1.0)

@@ -101,14 +101,19 @@ class GatedPixelCNNBlock(keras.layers.Layer):
 
     `first=True` uses "A" masks and no residual connection on the horizontal
     stack (its input still holds the current position); later blocks use "B"
-    masks and `h' = h + conv1x1(gate(...))`.
+    masks and `h' = h + conv1x1(dropout(gate(...)))`, with `dropout` active in
+    training only.
     """
 
-    def __init__(self, filters, kernel_size, first=False, **kwargs):
+    def __init__(self, filters, kernel_size, first=False, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.filters = validation.positive_int("filters", filters)
         self.kernel_size = validation.positive_int("kernel_size", kernel_size)
         self.first = bool(first)
+        self.dropout = validation.non_negative_float("dropout", dropout)
+        if self.dropout >= 1:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         mask, policy = "A" if self.first else "B", self.dtype_policy
         self.vertical = MaskedConv2D(2 * filters, kernel_size, "vertical", mask, name="vertical", dtype=policy)
         self.horizontal = MaskedConv2D(2 * filters, kernel_size, "horizontal", mask, name="horizontal", dtype=policy)
@@ -122,11 +127,11 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         self.vertical_to_horizontal.build((*v_shape[:-1], 2 * self.filters))
         self.output_projection.build((*h_shape[:-1], self.filters))
 
-    def call(self, inputs):
+    def call(self, inputs, training=False):
         v, h = inputs
         v_pre = self.vertical(v)
         h_pre = self.horizontal(h) + self.vertical_to_horizontal(v_pre)
-        h_out = self.output_projection(_gate(h_pre))
+        h_out = self.output_projection(self.dropout_layer(_gate(h_pre), training=training))
         if not self.first:
             h_out = h + h_out
         return _gate(v_pre), h_out
@@ -136,4 +141,10 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         return (*v_shape[:-1], self.filters), (*h_shape[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size, "first": self.first}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "first": self.first,
+            "dropout": self.dropout,
+        }

@@ -36,12 +36,14 @@ class PixelCNN(ObjectiveModel):
         num_layers: gated blocks; the first sees `kernel_size // 2` rows above
             and columns to the left, each further one as many more.
         kernel_size: odd width of the masked convolutions.
+        dropout: rate of the dropout inside each gated block's residual
+            branch, in training only (PixelCNN++ regularises the same way).
         **kwargs: `keras.Model` arguments.
     """
 
     metric_names = ("loss",)
 
-    def __init__(self, num_codes, map_shape=(7, 7), filters=64, num_layers=6, kernel_size=3, **kwargs):
+    def __init__(self, num_codes, map_shape=(7, 7), filters=64, num_layers=6, kernel_size=3, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_codes = validation.positive_int("num_codes", num_codes)
         self.map_shape = validation.int_tuple("map_shape", map_shape)
@@ -50,12 +52,15 @@ class PixelCNN(ObjectiveModel):
         self.filters = validation.positive_int("filters", filters)
         self.num_layers = validation.positive_int("num_layers", num_layers)
         self.kernel_size = validation.positive_int("kernel_size", kernel_size)
+        self.dropout = validation.non_negative_float("dropout", dropout)
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be odd and >= 3. Received: kernel_size={kernel_size!r}")
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(self.num_codes, self.filters, name="embedding", dtype=policy)
         self.blocks = [
-            GatedPixelCNNBlock(self.filters, self.kernel_size, first=i == 0, name=f"gated_block_{i}", dtype=policy)
+            GatedPixelCNNBlock(
+                self.filters, self.kernel_size, first=i == 0, dropout=dropout, name=f"gated_block_{i}", dtype=policy
+            )
             for i in range(self.num_layers)
         ]
         self.head = keras.Sequential(
@@ -100,15 +105,15 @@ class PixelCNN(ObjectiveModel):
         features = self.embedding(tf.cast(codes, "int32"))
         v = h = features
         for block in self.blocks:
-            v, h = block((v, h))
+            v, h = block((v, h), training=training)
         return self.head(h)
 
-    def conditionals(self, codes, temperature=1.0):
+    def conditionals(self, codes, temperature=1.0, training=False):
         """`tfd.Independent(tfd.Categorical)` of p(z_i | z_<i) at every position
         of `codes` (`[..., h, w]`), logits divided by `temperature`."""
         codes = tf.convert_to_tensor(codes)
         lead = tf.shape(codes)[:-2]
-        logits = self(tf.reshape(codes, [-1, *self.map_shape]))
+        logits = self(tf.reshape(codes, [-1, *self.map_shape]), training=training)
         logits = tf.reshape(tf.cast(logits, tf.float32), tf.concat([lead, [*self.map_shape, self.num_codes]], 0))
         return tfd.Independent(tfd.Categorical(logits=logits / temperature), reinterpreted_batch_ndims=2)
 
@@ -153,7 +158,7 @@ class PixelCNN(ObjectiveModel):
         codes = tf.cast(x, tf.int32)
         if training:
             self._steps.assign_add(1)
-        nll = -self.conditionals(codes).log_prob(codes)
+        nll = -self.conditionals(codes, training=training).log_prob(codes)
         return {"loss": tf.reduce_mean(nll) / float(np.prod(self.map_shape))}
 
     def _check_data(self, name, data):
@@ -171,4 +176,5 @@ class PixelCNN(ObjectiveModel):
             "filters": self.filters,
             "num_layers": self.num_layers,
             "kernel_size": self.kernel_size,
+            "dropout": self.dropout,
         }

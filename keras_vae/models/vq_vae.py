@@ -48,8 +48,9 @@ class VQVAE(BaseVAE):
         kernel_size, activation: of the convolutions.
         beta, codebook_update, decay, epsilon, dead_code_steps,
         init_from_first_batch: see `keras_vae.layers.VectorQuantizer`.
-        prior_filters, prior_layers, prior_kernel_size: `filters`,
-            `num_layers` and `kernel_size` of the `PixelCNN` prior.
+        prior_filters, prior_layers, prior_kernel_size, prior_dropout:
+            `filters`, `num_layers`, `kernel_size` and `dropout` of the
+            `PixelCNN` prior.
         **kwargs: `BaseVAE` arguments (`likelihood`, default `"gaussian"`,
             `likelihood_scale`, `seed`) and `keras.Model` arguments.
     """
@@ -74,6 +75,7 @@ class VQVAE(BaseVAE):
         prior_filters=64,
         prior_layers=6,
         prior_kernel_size=3,
+        prior_dropout=0.0,
         **kwargs,
     ):
         data_shape = validation.int_tuple("data_shape", data_shape)
@@ -111,6 +113,7 @@ class VQVAE(BaseVAE):
             filters=prior_filters,
             num_layers=prior_layers,
             kernel_size=prior_kernel_size,
+            dropout=prior_dropout,
             name="pixelcnn",
             dtype=dtype,
         )
@@ -258,6 +261,7 @@ class VQVAE(BaseVAE):
             prior_filters=self.pixelcnn.filters,
             prior_layers=self.pixelcnn.num_layers,
             prior_kernel_size=self.pixelcnn.kernel_size,
+            prior_dropout=self.pixelcnn.dropout,
         )
         return config
 
