@@ -6,7 +6,8 @@ import os
 import tempfile
 
 
-def _replace_atomically(path, write, suffix):
+def replace_atomically(path, write, suffix):
+    """Calls `write(tmp)` on a temporary file next to `path`, then renames it to `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
@@ -26,7 +27,7 @@ def save_model(model, path):
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ValueError(f"`path` must be a .keras file name. Received: path={path!r}")
-    return _replace_atomically(path, model.save, ".keras")
+    return replace_atomically(path, model.save, ".keras")
 
 
 def write_text(path, text):
@@ -36,4 +37,4 @@ def write_text(path, text):
         with open(tmp, "w") as f:
             f.write(text)
 
-    return _replace_atomically(os.fspath(path), write, ".tmp")
+    return replace_atomically(os.fspath(path), write, ".tmp")

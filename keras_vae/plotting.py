@@ -5,12 +5,10 @@ folder, then a rename), so an interrupted run never leaves half a PNG.
 """
 
 import math
-import os
-import tempfile
 
 import numpy as np
 
-from keras_vae import validation
+from keras_vae import files, validation
 
 
 def tile(images, columns=None):
@@ -49,22 +47,9 @@ def save_grid(images, path, columns=None, title=None):
     ax.axis("off")
     if title:
         fig.text(0.5, 1 - 0.5 * title_inches / fig_height, title, ha="center", va="center", fontsize=8)
-    _atomic_savefig(fig, path)
+    files.replace_atomically(path, lambda tmp: fig.savefig(tmp, format="png"), ".png")
     plt.close(fig)
     return path
-
-
-def _atomic_savefig(fig, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def plot_samples(model, path, num_samples=64, seed=0, **sample_kwargs):

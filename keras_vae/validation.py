@@ -175,6 +175,22 @@ def check_indices(name, indices, map_shape, num_codes):
     return tf.constant(arr, tf.int32)
 
 
+def conv_args(model, data_shape, filters, kernel_size, activation_name):
+    """Checks the network arguments of a convolutional model named `model`;
+    returns `(data_shape, filters, kernel_size, activation)` normalised."""
+    data_shape = int_tuple("data_shape", data_shape)
+    if len(data_shape) != 3:
+        raise ValueError(
+            f"`data_shape` must be (height, width, channels) for {model}. Received: data_shape={data_shape}"
+        )
+    return (
+        data_shape,
+        int_tuple("filters", filters),
+        positive_int("kernel_size", kernel_size),
+        activation("activation", activation_name),
+    )
+
+
 def activation(name, value):
     """Checks that `value` names a Keras activation."""
     try:

@@ -68,7 +68,10 @@ class Timings:
 
     def __init__(self, path):
         self.path = path
-        self.values = json.load(open(path)) if os.path.exists(path) else {}
+        self.values = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.values = json.load(f)
 
     def add(self, phase, seconds):
         self.set(phase, self.values.get(phase, 0.0) + seconds)

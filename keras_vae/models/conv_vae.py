@@ -37,16 +37,10 @@ class ConvVAE(BaseVAE):
         activation="relu",
         **kwargs,
     ):
-        data_shape = validation.int_tuple("data_shape", data_shape)
-        if len(data_shape) != 3:
-            raise ValueError(
-                f"`data_shape` must be (height, width, channels) for ConvVAE. "
-                f"Received: data_shape={data_shape}"
-            )
+        data_shape, filters, kernel_size, activation = validation.conv_args(
+            "ConvVAE", data_shape, filters, kernel_size, activation
+        )
         latent_dim = validation.positive_int("latent_dim", latent_dim)
-        filters = validation.int_tuple("filters", filters)
-        kernel_size = validation.positive_int("kernel_size", kernel_size)
-        activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
         encoder = networks.conv_encoder(
             data_shape, filters, kernel_size, activation, self.params_per_latent * latent_dim, dtype=dtype

@@ -78,15 +78,10 @@ class VQVAE(BaseVAE):
         prior_dropout=0.0,
         **kwargs,
     ):
-        data_shape = validation.int_tuple("data_shape", data_shape)
-        if len(data_shape) != 3:
-            raise ValueError(
-                f"`data_shape` must be (height, width, channels) for VQVAE. Received: data_shape={data_shape}"
-            )
+        data_shape, filters, kernel_size, activation = validation.conv_args(
+            "VQVAE", data_shape, filters, kernel_size, activation
+        )
         code_dim = validation.positive_int("code_dim", code_dim)
-        filters = validation.int_tuple("filters", filters)
-        kernel_size = validation.positive_int("kernel_size", kernel_size)
-        activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
         encoder = networks.conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=dtype)
         decoder = networks.conv_map_decoder(
