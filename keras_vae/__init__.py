@@ -5,7 +5,9 @@ own encoder and decoder), `VAE`, `BetaVAE`, `ConvVAE` and the deterministic
 baseline `AE`. Observation models: `keras_vae.likelihoods`; prior and
 posterior families: `keras_vae.priors`. Data (`keras_vae.data`): MNIST and
 Fashion-MNIST through tensorflow-datasets. Plots (`keras_vae.plotting`):
-sample, reconstruction and interpolation grids.
+sample, reconstruction and interpolation grids. Pretrained models
+(`keras_vae.zoo`): `zoo.list()`, `zoo.load(name)`. TF Serving export
+(`keras_vae.export`, or `model.export_serving(base_path, version)`).
 """
 
 import importlib
@@ -15,7 +17,7 @@ __version__ = "0.1.0"
 from keras_vae import likelihoods, priors  # noqa: E402
 from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvVAE  # noqa: E402
 
-_LAZY = ("data", "plotting")  # tensorflow-datasets / matplotlib load on first use
+_LAZY = ("data", "export", "plotting", "zoo")  # loaded on first use (tensorflow-datasets, matplotlib)
 
 
 def __getattr__(name):
@@ -24,4 +26,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_vae' has no attribute {name!r}")
 
 
-__all__ = ["AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE", "data", "likelihoods", "plotting", "priors"]
+__all__ = [
+    "AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE", "data", "export", "likelihoods", "plotting", "priors", "zoo",
+]

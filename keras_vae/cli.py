@@ -1,4 +1,5 @@
-"""The `keras-vae` command line: `train`, `train-prior`, `sample`, `evaluate`.
+"""The `keras-vae` command line: `train`, `train-prior`, `sample`, `evaluate`,
+`export`, `zoo`.
 
     keras-vae train conv_vae --dataset mnist --epochs 5 --output-dir runs/conv_vae
     keras-vae sample runs/conv_vae/model.keras --output samples.png
@@ -7,6 +8,12 @@
     keras-vae train vq_vae --epochs 30 --likelihood-scale 0.218
     keras-vae train-prior runs/vq_vae_mnist/model.keras --epochs 30
     keras-vae sample runs/vq_vae_mnist/model.keras --temperature 0.8
+
+    keras-vae zoo                                    # the pretrained entries
+    keras-vae sample vq_vae_mnist                    # a zoo name works wherever a .keras file does
+    keras-vae export vq_vae_mnist --base-path serving --version 1
+
+`model_path` is a `.keras` file or the name of a zoo entry.
 """
 
 import argparse
@@ -93,7 +100,18 @@ def build_parser():
     evaluate.add_argument("model_path")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--iw-samples", type=int,
+                          help="also report nll and bits_per_dim, importance-weighted with this many samples")
     _data_args(evaluate)
+
+    export = sub.add_parser("export", help="write a SavedModel for TF Serving: BASE_PATH/NAME/VERSION")
+    export.add_argument("model_path")
+    export.add_argument("--base-path", required=True, help="the folder TF Serving watches (one level above NAME)")
+    export.add_argument("--name", help="model name in TF Serving (default: the model's name)")
+    export.add_argument("--version", type=int, default=1)
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+
+    sub.add_parser("zoo", help="list the pretrained models")
     return parser
 
 
@@ -262,11 +280,16 @@ def train_prior(args):
 def _load(path):
     import keras
 
-    import keras_vae  # noqa: F401 - registers the classes
+    from keras_vae import zoo
 
-    if not os.path.isfile(path):
-        raise ValueError(f"`model_path` must be an existing .keras file. Received: model_path={path!r}")
-    return keras.models.load_model(path)
+    if os.path.isfile(path):
+        return keras.models.load_model(path)
+    if path in zoo.names():
+        return zoo.load(path)
+    raise ValueError(
+        f"`model_path` must be an existing .keras file or a zoo entry ({', '.join(zoo.names())}). "
+        f"Received: model_path={path!r}"
+    )
 
 
 def sample(args):
@@ -293,9 +316,28 @@ def evaluate(args):
     ds = _dataset(args, args.split, model.likelihood_name, training=False)
     if not model.compiled:
         model.compile()
-    logs = model.evaluate(ds, return_dict=True, verbose=0)
+    kwargs = {}
+    if args.iw_samples is not None:
+        kwargs["iw_samples"] = args.iw_samples
+    logs = model.evaluate(ds, return_dict=True, verbose=0, **kwargs)
     print(json.dumps({"model": args.model_path, "dataset": args.dataset, "split": args.split,
                       **{k: round(float(v), 4) for k, v in logs.items()}}))
+    return 0
+
+
+def export(args):
+    model = _load(args.model_path)
+    path = model.export_serving(args.base_path, args.version, args.name, overwrite=args.overwrite)
+    print(f"wrote {path} with signatures {', '.join(model.serving_signatures())}")
+    return 0
+
+
+def list_zoo(args):
+    from keras_vae import zoo
+
+    for entry in zoo.list():
+        metrics = ", ".join(f"{k} {v}" for k, v in entry["metrics"].items())
+        print(f"{entry['name']}: {entry['description']} ({metrics})")
     return 0
 
 
@@ -305,9 +347,10 @@ def main(argv=None):
     from keras_vae.data import DatasetUnavailableError
 
     try:
-        commands = {"train": train, "train-prior": train_prior, "sample": sample, "evaluate": evaluate}
+        commands = {"train": train, "train-prior": train_prior, "sample": sample, "evaluate": evaluate,
+                    "export": export, "zoo": list_zoo}
         return commands[args.command](args)
-    except (ValueError, DatasetUnavailableError) as err:
+    except (ValueError, FileExistsError, DatasetUnavailableError) as err:
         print(f"keras-vae {args.command}: error: {err}", file=sys.stderr)
         return 2
 

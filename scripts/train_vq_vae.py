@@ -30,8 +30,6 @@ phases are skipped (their wall time is kept in `--work-dir/timings.json`).
 """
 
 import argparse
-import datetime
-import hashlib
 import json
 import os
 import sys
@@ -45,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_vae  # noqa: E402
 from keras_vae import data, files, plotting  # noqa: E402
+from zoo_tools import Timings, files_section, run_record, write_entry  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -55,43 +54,14 @@ def parse_args(argv=None):
     parser.add_argument("--prior-filters", type=int, default=64)
     parser.add_argument("--prior-layers", type=int, default=6)
     parser.add_argument("--prior-dropout", type=float, default=0.0)
+    parser.add_argument("--prior-shift", type=int, default=0,
+                        help="train the prior on code maps of training images shifted by up to N pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--work-dir", default="runs/vq_vae_mnist", help="checkpoints and intermediate files")
-    parser.add_argument("--output-dir", default="zoo/vq_vae_mnist", help="model, grids, metrics, model card")
+    parser.add_argument("--output-dir", default="keras_vae/zoo/vq_vae_mnist", help="the zoo entry: model, grids, metrics, card")
     return parser.parse_args(argv)
-
-
-class Timings:
-    """Wall time per phase, kept across resumed runs."""
-
-    def __init__(self, path):
-        self.path = path
-        self.values = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                self.values = json.load(f)
-
-    def add(self, phase, seconds):
-        self.set(phase, self.values.get(phase, 0.0) + seconds)
-
-    def set(self, phase, seconds):
-        self.values[phase] = seconds
-        files.write_text(self.path, json.dumps(self.values, indent=2))
-
-    def callback(self, phase):
-        """Adds each finished epoch's wall time to `phase` (resumed runs add up)."""
-        timings = self
-
-        class EpochTime(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                timings.add(phase, time.perf_counter() - self.start)
-
-        return EpochTime()
 
 
 def images(split, args, shuffle):
@@ -148,11 +118,39 @@ def with_prior_settings(model, args):
     for part in ("encoder", "decoder", "quantizer"):
         getattr(fresh, part).set_weights(getattr(model, part).get_weights())
     fresh.compile(optimizer=keras.optimizers.Adam(1e-3))
+    fresh._build_optimizer()  # saved with its slots, so the file reloads its step count
     fresh.optimizer.iterations.assign(model.optimizer.iterations)
     return fresh
 
 
-def train_prior(args, timings, model, train_codes):
+def shifted(x, dy, dx):
+    """Images moved by (dy, dx) pixels, zeros shifted in."""
+    pad = max(abs(dy), abs(dx))
+    height, width = x.shape[1], x.shape[2]
+    padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    return padded[:, pad - dy : pad - dy + height, pad - dx : pad - dx + width]
+
+
+def shifted_code_maps(model, ds, max_shift):
+    """`[N, V, h, w]`: the code maps of every image under each of the V =
+    (2 max_shift + 1)^2 shifts (the unshifted one included)."""
+    shifts = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    return np.stack([model.code_maps(ds.map(lambda x, s=s: shifted(x, *s))) for s in shifts], axis=1)
+
+
+def prior_training_data(args, train_codes, variants, split):
+    """The prior's training set: the code maps as they are, or with
+    `--prior-shift`, those of one randomly shifted copy of each image, drawn
+    afresh every epoch."""
+    if variants is None:
+        return {"x": train_codes[:split], "batch_size": args.batch_size}
+    ds = tf.data.Dataset.from_tensor_slices(variants[:split]).shuffle(split, seed=args.seed)
+    num = variants.shape[1]
+    ds = ds.map(lambda maps: maps[tf.random.uniform([], 0, num, dtype=tf.int32)])
+    return {"x": ds.batch(args.batch_size).prefetch(tf.data.AUTOTUNE)}
+
+
+def train_prior(args, timings, model, train_codes, variants=None):
     path = os.path.join(args.work_dir, "vq_vae_with_prior.keras")
     if os.path.exists(path):
         return keras.models.load_model(path)
@@ -163,20 +161,12 @@ def train_prior(args, timings, model, train_codes):
     model.pixelcnn.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)))
     backup = keras.callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_prior"))
     history = model.pixelcnn.fit(
-        train_codes[:split], validation_data=(train_codes[split:],), batch_size=args.batch_size,
+        **prior_training_data(args, train_codes, variants, split), validation_data=(train_codes[split:],),
         epochs=args.prior_epochs, verbose=2, callbacks=[backup, timings.callback("prior_fit")],
     )
     files.write_text(os.path.join(args.work_dir, "prior_history.json"), json.dumps(history.history))
     files.save_model(model, path)
     return model
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 BASELINE = {"mse_over_variance": 0.0444, "prior_nats_per_code": 1.034}
@@ -239,17 +229,7 @@ files for machines without internet):
   54,000-59,999 (keras.io's `validation_split=0.1`); cross-entropy
   `-log p(z) / 49` averaged over the maps.
 
-## File
-
-`model.keras` ({record["model_file"]["bytes"]} bytes, weights only, no optimizer state),
-sha256 `{record["model_file"]["sha256"]}`.
-
-    import keras, keras_vae
-    model = keras.models.load_model("zoo/vq_vae_mnist/model.keras")
-    images = model.sample(16, seed=0)
-
-`metrics.json` holds every number above, as the script wrote it.
-"""
+{files_section("vq_vae_mnist", record)}"""
 
 
 def main(argv=None):
@@ -262,10 +242,12 @@ def main(argv=None):
     print(f"train pixel variance {variance:.5f}", flush=True)
 
     model = train_autoencoder(args, timings, variance)
+    vq_vae_steps = int(model.optimizer.iterations.numpy())
     start = time.perf_counter()
     train_codes, test_codes = model.code_maps(train_eval), model.code_maps(test)
     timings.set("code_extraction", time.perf_counter() - start)
-    model = train_prior(args, timings, model, train_codes)
+    variants = shifted_code_maps(model, train_eval, args.prior_shift) if args.prior_shift else None
+    model = train_prior(args, timings, model, train_codes, variants)
     split = int(0.9 * len(train_codes))
     start = time.perf_counter()
 
@@ -284,7 +266,7 @@ def main(argv=None):
         "prior_test_nats_per_code": model.pixelcnn.evaluate(test_codes, batch_size=512, return_dict=True, verbose=0)["loss"],
         "train_pixel_variance": variance,
         "likelihood_scale": model.likelihood_scale,
-        "vq_vae_steps": int(model.optimizer.iterations.numpy()),
+        "vq_vae_steps": vq_vae_steps,
         "prior_steps": model.pixelcnn.trained_steps,
     }
     print(json.dumps(metrics, indent=2), flush=True)
@@ -292,24 +274,20 @@ def main(argv=None):
 
     plotting.save_grid(model.sample(64, seed=args.seed), os.path.join(args.output_dir, "samples.png"))
     plotting.plot_reconstructions(model, next(iter(test)), os.path.join(args.output_dir, "reconstructions.png"))
-    # The shipped file holds the weights only (no optimizer state).
-    model_path = os.path.join(args.output_dir, "model.keras")
-    slim = type(model).from_config(model.get_config())
-    slim.set_weights(model.get_weights())
-    files.save_model(slim, model_path)
-    record = {
-        "command": "python " + " ".join(sys.argv),
-        "date": datetime.date.today().isoformat(),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_vae": keras_vae.__version__},
-        "args": vars(args),
-        "config": {k: v for k, v in model.get_config().items() if k.startswith("prior_")},
-        "metrics": metrics,
-        "wall_seconds": timings.values,
-        "model_file": {"path": "model.keras", "sha256": sha256(model_path), "bytes": os.path.getsize(model_path)},
+    record = run_record(
+        args,
+        config={k: v for k, v in model.get_config().items() if k.startswith("prior_")},
+        metrics=metrics,
+        wall_seconds=timings.values,
+    )
+    headline = {
+        "test_mse_over_variance": round(metrics["test_mse_over_variance"], 4),
+        "prior_val_nats_per_code": round(metrics["prior_val_nats_per_code"], 4),
+        "test_perplexity": round(metrics["test_perplexity"], 2),
     }
-    files.write_text(os.path.join(args.output_dir, "metrics.json"), json.dumps(record, indent=2) + "\n")
-    files.write_text(os.path.join(args.output_dir, "README.md"), model_card(record))
-    print(f"wrote {args.output_dir}/{{model.keras,metrics.json,samples.png,reconstructions.png}}")
+    description = "VQ-VAE (keras.io configuration: D=16, K=128) with a gated PixelCNN prior, MNIST grey values"
+    write_entry(model, args.output_dir, description, headline, record, model_card)
+    print(f"wrote {args.output_dir}/{{config.json,model.weights.h5,preset.json,metrics.json,README.md,samples.png,reconstructions.png}}")
     return 0
 
 

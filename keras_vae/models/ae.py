@@ -32,3 +32,11 @@ class AE(VAE):
 
     def latent_terms(self, x, training=False):
         return self._posterior(x, training).mean()[None], {"penalty": tf.constant(0.0)}
+
+    def _check_scorable(self):
+        raise ValueError(
+            "AE defines no density over x (its latent is a point, trained against no prior), so "
+            "it has no ELBO and no likelihood estimate to score with. Score inputs by their "
+            "reconstruction log-likelihood instead: `model.decode(model.latent(x)).log_prob(x)`. "
+            "Received: a call to score / log_likelihood / evaluate(iw_samples=...)"
+        )

@@ -112,6 +112,9 @@ class BaseVAE(ObjectiveModel):
             for name in ("noise_step", "eval_step")
         )
         self._trackers = self._make_trackers()
+        # `evaluate(iw_samples=k)` adds these two while it runs.
+        self._iw_samples = None
+        self._iw_trackers = [keras.metrics.Mean(name="nll"), keras.metrics.Mean(name="bits_per_dim")]
         self.build((None, *self.data_shape))
 
     @staticmethod
@@ -223,6 +226,85 @@ class BaseVAE(ObjectiveModel):
         return self._likelihood(z).mean()
 
     # ------------------------------------------------------------------ #
+    # Importance-weighted likelihood
+    # ------------------------------------------------------------------ #
+    #: Rows (samples x examples) the decoder sees at once in `score`: bounds
+    #: its memory whatever `num_samples` is.
+    score_rows = 8192
+
+    def score(self, x, num_samples=1000, seed=0, batch_size=100):
+        """Per-example ELBO and importance-weighted log-likelihood of `x`, in nats.
+
+        With `k = num_samples` draws z_1..z_k from q(z|x) and log-weights
+        `w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)`:
+
+            elbo           = mean_i w_i                     (Monte Carlo ELBO)
+            log_likelihood = logsumexp_i w_i - log k         (IWAE bound, Burda et al. 2015)
+
+        `log_likelihood` <= log p(x) and tightens as k grows (k=5000 is the
+        usual test protocol). The draws are processed in chunks of at most
+        `score_rows // batch` samples with a running logsumexp, so memory
+        does not grow with k. Deterministic: the same `seed` gives the same
+        numbers. Returns `{"elbo": [N], "log_likelihood": [N]}` as numpy.
+        """
+        self._check_data("x", x)
+        self._check_scorable()
+        num_samples = validation.positive_int("num_samples", num_samples)
+        seed = validation.seed("seed", seed)
+        batch_size = validation.positive_int("batch_size", batch_size)
+        data = validation.input_part(x)
+        if not isinstance(data, tf.data.Dataset):
+            data = tf.data.Dataset.from_tensor_slices(np.asarray(data)).batch(batch_size)
+        if getattr(self, "_score_function", None) is None:
+            self._score_function = tf.function(self._score_graph, reduce_retracing=True)
+        seed = tf.constant([seed, 0], tf.int32)
+        parts = [
+            self._score_function(keras.utils.unpack_x_y_sample_weight(batch)[0], tf.constant(num_samples), seed)
+            for batch in data
+        ]
+        return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
+
+    def _check_scorable(self):
+        """Raises a `ValueError` if this model cannot score inputs (no density)."""
+
+    def log_likelihood(self, x, num_samples=1000, seed=0, batch_size=100):
+        """The importance-weighted estimate of log p(x) per example (see `score`)."""
+        return self.score(x, num_samples, seed, batch_size)["log_likelihood"]
+
+    def _score_graph(self, x, num_samples, seed):
+        """`score` for one batch, in graph form (also the `score` serving
+        signature and `evaluate(iw_samples=k)`). Every chunk draws the same
+        number of samples, so shapes stay static (XLA); draws past
+        `num_samples` in the last chunk are masked out."""
+        x = tf.cast(x, tf.float32)
+        posterior = self._posterior(x)
+        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+        chunk = tf.maximum(1, self.score_rows // tf.maximum(batch, 1)) if tf.is_tensor(batch) else max(
+            1, self.score_rows // max(batch, 1)
+        )
+        num_samples = tf.cast(num_samples, tf.int32)
+        num_chunks = (num_samples + chunk - 1) // chunk
+
+        def body(i, running_max, running_sum, total):
+            z = posterior.sample(chunk, seed=tf.random.experimental.stateless_fold_in(seed, i))
+            log_w = self._likelihood(z).log_prob(x) + self.prior.log_prob(z) - posterior.log_prob(z)
+            valid = (i * chunk + tf.range(chunk) < num_samples)[:, None]
+            total += tf.reduce_sum(tf.where(valid, log_w, 0.0), 0)
+            log_w = tf.where(valid, log_w, -np.inf)
+            new_max = tf.maximum(running_max, tf.reduce_max(log_w, 0))
+            running_sum = running_sum * tf.exp(running_max - new_max) + tf.reduce_sum(tf.exp(log_w - new_max), 0)
+            return i + 1, new_max, running_sum, total
+
+        zeros = tf.zeros([batch])
+        _, log_max, log_sum, total = tf.while_loop(
+            lambda i, *_: i < num_chunks,
+            body,
+            (tf.constant(0), tf.fill([batch], -np.inf), zeros, zeros),
+        )
+        k = tf.cast(num_samples, tf.float32)
+        return {"elbo": total / k, "log_likelihood": log_max + tf.math.log(log_sum) - tf.math.log(k)}
+
+    # ------------------------------------------------------------------ #
     # The objective
     # ------------------------------------------------------------------ #
     def kl_penalty(self, kl):
@@ -310,10 +392,115 @@ class BaseVAE(ObjectiveModel):
         if isinstance(data, (np.ndarray, tf.Tensor, list, str, bytes)) or np.isscalar(data):
             validation.check_array(name, data, shape, lik)
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        # Also runs for `fit`'s validation_data: every call sees the same noise.
+    @property
+    def metrics(self):
+        return super().metrics + (self._iw_trackers if self._iw_samples else [])
+
+    def test_step(self, data):
+        x = self._batch_x(data)
+        terms = self.compute_terms(x, training=False)
+        if self._iw_samples:
+            seed = tf.cast(self._next_noise_seed(False), tf.int32)
+            nll = -tf.reduce_mean(self._score_graph(x, self._iw_samples, seed)["log_likelihood"])
+            terms.update(nll=nll, bits_per_dim=nll / (float(np.prod(self.data_shape)) * np.log(2.0)))
+        return self._report(terms, x)
+
+    def evaluate(self, x=None, y=None, *args, iw_samples=None, **kwargs):
+        """`keras.Model.evaluate`, repeatable: its noise comes from its own key,
+        reset at every call (also for `fit`'s validation data).
+
+        `iw_samples=k` also reports `nll`, minus the importance-weighted
+        estimate of log p(x) with k samples per example (see `score`), in
+        nats per example, and `bits_per_dim` (`nll / (prod(data_shape) ln 2)`).
+        """
         self._eval_step.assign(0)
-        return super().evaluate(x, y, *args, **kwargs)
+        if iw_samples is None:
+            return super().evaluate(x, y, *args, **kwargs)
+        self._check_scorable()
+        self._iw_samples = validation.positive_int("iw_samples", iw_samples)
+        self.test_function = None  # retrace with the two extra metrics
+        try:
+            return super().evaluate(x, y, *args, **kwargs)
+        finally:
+            self._iw_samples = None
+            self.test_function = None
+
+    @classmethod
+    def from_preset(cls, name, compile=True):
+        """The pretrained zoo entry `name` (`keras_vae.zoo.list()`), which
+        must hold this class or a subclass; see `keras_vae.zoo.load`."""
+        from keras_vae import zoo
+
+        held = zoo.class_of(name)
+        if not issubclass(held, cls):
+            raise ValueError(
+                f"zoo entry {name!r} holds a {held.__name__}, which is not a {cls.__name__}: load it with "
+                f"`keras_vae.{held.__name__}.from_preset({name!r})` or `keras_vae.zoo.load({name!r})`. "
+                f"Received: name={name!r}"
+            )
+        return zoo.load(name, compile=compile)
+
+    # ------------------------------------------------------------------ #
+    # Serving
+    # ------------------------------------------------------------------ #
+    def export_serving(self, base_path, version=1, model_name=None, overwrite=False, verbose=False):
+        """Writes this model as a SavedModel for TF Serving to
+        `<base_path>/<model_name>/<version>/`; see `keras_vae.export.export_serving`."""
+        from keras_vae import export
+
+        return export.export_serving(self, base_path, version, model_name, overwrite, verbose)
+
+    def _images_spec(self):
+        return tf.TensorSpec([None, *self.data_shape], tf.float32, name="images")
+
+    def serving_signatures(self):
+        """`{name: (fn, input_signature)}`: the signatures `export_serving`
+        writes. Each `fn` takes named tensors and returns a dict of named
+        outputs; bad values (e.g. `num_images` < 1) fail with an
+        `InvalidArgumentError` naming the input."""
+        self._check_serving()
+        images = self._images_spec()
+        count = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
+        signatures = {
+            "serving_default": (lambda images: {"reconstruction": self(images)}, [images]),
+            "encode": (self._serve_encode, [images]),
+            "decode": self._serve_decode_signature(),
+            "sample": (self._serve_sample, [count("num_images"), count("seed")]),
+        }
+        if self._scorable():
+            signatures["score"] = (self._serve_score, [images, count("num_samples")])
+        return signatures
+
+    def _check_serving(self):
+        """Raises a `ValueError` if the model cannot be exported yet."""
+
+    def _scorable(self):
+        try:
+            self._check_scorable()
+        except ValueError:
+            return False
+        return True
+
+    def _serve_encode(self, images):
+        posterior = self._posterior(images)
+        return {"mean": posterior.mean(), "stddev": posterior.stddev()}
+
+    def _serve_decode_signature(self):
+        z = tf.TensorSpec([None, *self.latent_shape], tf.float32, name="z")
+        return (lambda z: {"images": self._likelihood(z).mean()}), [z]
+
+    def _serve_sample(self, num_images, seed):
+        num_images, seed = _at_least(num_images, 1, "num_images"), _at_least(seed, 0, "seed")
+        return {"images": self._sample_graph(num_images, tf.stack([seed, 0]))}
+
+    def _sample_graph(self, num_images, seed):
+        """Likelihood means at `num_images` prior draws, stateless `seed` `[2]`
+        (what `sample(n, seed)` returns)."""
+        return self._likelihood(self.prior.sample(num_images, seed=seed)).mean()
+
+    def _serve_score(self, images, num_samples):
+        num_samples = _at_least(num_samples, 1, "num_samples")
+        return self._score_graph(images, num_samples, tf.constant([0, 0], tf.int32))
 
     # ------------------------------------------------------------------ #
     # Serialization
@@ -357,3 +544,12 @@ def _stateless_seed(seed):
     if seed is None:
         return None
     return tf.constant([validation.seed("seed", seed), 0], tf.int32)
+
+
+def _at_least(value, minimum, name):
+    """`value` once checked to be >= `minimum` (an `InvalidArgumentError` naming `name` otherwise)."""
+    check = tf.debugging.assert_greater_equal(
+        value, tf.constant(minimum, value.dtype), message=f"`{name}` must be >= {minimum}"
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(value)

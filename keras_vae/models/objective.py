@@ -75,7 +75,7 @@ class ObjectiveModel(keras.Model):
 
     def _report(self, terms, x):
         batch = tf.cast(tf.shape(x)[0], tf.float32)
-        for tracker in self._trackers:
+        for tracker in self.metrics:
             if isinstance(tracker, keras.metrics.Mean):
                 tracker.update_state(terms[tracker.name], sample_weight=batch)
             else:

@@ -142,17 +142,18 @@ class PixelCNN(ObjectiveModel):
             seed = int(np.random.randint(0, 2**31 - 1))
         seed = validation.seed("seed", seed)
         if self._sample_function is None:
-            # `num_steps` enters as a tensor, so the steps run in one
-            # `tf.while_loop` instead of h * w traced copies of the network.
-            self._sample_function = tf.function(
-                lambda n, seed, t, steps: self.distribution(t, steps).sample(n, seed=seed)
-            )
+            self._sample_function = tf.function(self.sample_graph)
         return self._sample_function(
-            tf.constant(num_samples, tf.int32),
-            tf.constant([seed, 0], tf.int32),
-            tf.constant(temperature, tf.float32),
-            tf.constant(int(np.prod(self.map_shape)), tf.int32),
+            tf.constant(num_samples, tf.int32), tf.constant([seed, 0], tf.int32), tf.constant(temperature, tf.float32)
         )
+
+    def sample_graph(self, num_samples, seed, temperature=1.0):
+        """`sample` on tensors, without checks: int32 `num_samples`, a
+        stateless `seed` `[2]`, float `temperature`."""
+        # `num_steps` enters as a tensor, so the steps run in one
+        # `tf.while_loop` instead of h * w traced copies of the network.
+        steps = tf.constant(int(np.prod(self.map_shape)), tf.int32)
+        return self.distribution(temperature, steps).sample(num_samples, seed=seed)
 
     def compute_terms(self, x, training=False):
         codes = tf.cast(x, tf.int32)

@@ -227,18 +227,60 @@ class VQVAE(BaseVAE):
         if prior is not None:
             self.pixelcnn.compile_from_config(prior)
 
+    def _check_prior(self, what):
+        if not self.pixelcnn.trained_steps:
+            raise ValueError(
+                f"VQVAE.{what} needs the learned prior over code maps, and this model's prior "
+                "has not been trained yet. Train it on the code maps of your training images: "
+                "`model.fit_prior(images, epochs=...)` in Python, or "
+                "`keras-vae train-prior MODEL.keras` on the command line."
+            )
+
+    def _check_scorable(self):
+        self._check_prior("score")
+
+    def _score_graph(self, x, num_samples, seed):
+        """log p(x|z) + log p(z) at z, the code map of x. The posterior is a
+        point mass, so this is both the ELBO and the importance-weighted
+        estimate for every k (`num_samples` and `seed` play no part)."""
+        del num_samples, seed
+        x = tf.cast(x, tf.float32)
+        codes = self.quantizer.code_indices(self.encoder(x))
+        log_p = self._likelihood(self.quantizer.lookup(codes)).log_prob(x)
+        log_p += self.pixelcnn.conditionals(codes).log_prob(codes)
+        return {"elbo": log_p, "log_likelihood": log_p}
+
+    def _check_serving(self):
+        self._check_prior("export_serving")
+
+    def _serve_encode(self, images):
+        return {"indices": self.quantizer.code_indices(self.encoder(images))}
+
+    def _serve_decode_signature(self):
+        spec = tf.TensorSpec([None, *self.code_map_shape], tf.int32, name="indices")
+
+        def decode(indices):
+            checks = [
+                tf.debugging.assert_non_negative(indices, message="`indices` must be >= 0"),
+                tf.debugging.assert_less(
+                    indices, self.num_codes, message=f"`indices` must be < num_codes = {self.num_codes}"
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                return {"images": self._likelihood(self.quantizer.lookup(indices)).mean()}
+
+        return decode, [spec]
+
+    def _sample_graph(self, num_images, seed):
+        codes = self.pixelcnn.sample_graph(num_images, seed)
+        return self._likelihood(self.quantizer.lookup(codes)).mean()
+
     def sample(self, num_samples, seed=None, temperature=1.0):
         """Draws `num_samples` code maps from the learned prior (position by
         position, each conditional's logits divided by `temperature`) and
         returns the likelihood means of their decodings. The same integer
         `seed` gives the same images."""
-        if not self.pixelcnn.trained_steps:
-            raise ValueError(
-                "VQVAE.sample draws code maps from the learned prior, and this model's prior "
-                "has not been trained yet. Train it on the code maps of your training images: "
-                "`model.fit_prior(images, epochs=...)` in Python, or "
-                "`keras-vae train-prior MODEL.keras` on the command line."
-            )
+        self._check_prior("sample")
         codes = self.pixelcnn.sample(num_samples, seed=seed, temperature=temperature)
         return self._likelihood(self.quantizer.lookup(codes)).mean()
 

@@ -1,0 +1,92 @@
+"""SavedModel export for TF Serving.
+
+`export_serving(model, base_path, version)` (also `model.export_serving`)
+writes one SavedModel with a named signature per use of the model into TF
+Serving's layout `<base_path>/<model_name>/<version>/`. The signatures come
+from `model.serving_signatures()`; for the Gaussian-posterior models:
+
+| signature | inputs | outputs |
+|---|---|---|
+| `serving_default` | `images` float32 `[B, *data_shape]` | `reconstruction` `[B, *data_shape]` |
+| `encode` | `images` | `mean`, `stddev` float32 `[B, latent_dim]` |
+| `decode` | `z` float32 `[B, latent_dim]` | `images` |
+| `sample` | `num_images`, `seed` int32 scalars | `images` `[num_images, *data_shape]` |
+| `score` | `images`, `num_samples` int32 scalar | `elbo`, `log_likelihood` float32 `[B]` |
+
+`VQVAE` encodes to and decodes from int32 `indices` `[B, h, w]`; `AE`
+has no `score` (it defines no density). The version directory is written
+under a hidden temporary name next to it and renamed into place when
+complete, so a server watching `<base_path>/<model_name>` never sees half a
+model.
+"""
+
+import os
+import shutil
+import tempfile
+
+from keras_vae import validation
+
+
+def export_serving(model, base_path, version=1, model_name=None, overwrite=False, verbose=False):
+    """Writes `model` as a SavedModel to `<base_path>/<model_name>/<version>/`.
+
+    Args:
+        model: a `BaseVAE` (any zoo model).
+        base_path: the folder a TF Serving instance watches (its
+            `--model_base_path` is `<base_path>/<model_name>`).
+        version: positive integer version number (TF Serving serves the
+            highest).
+        model_name: defaults to `model.name`.
+        overwrite: replace an existing `<version>` folder; without it an
+            existing version raises `FileExistsError` and is left untouched.
+        verbose: print the variables Keras' `ExportArchive` writes.
+
+    Returns:
+        The path of the version folder.
+    """
+    import keras
+
+    if not hasattr(model, "serving_signatures"):
+        raise ValueError(
+            "`model` must be a keras_vae model (with `serving_signatures`). "
+            f"Received: model of type {type(model).__name__}"
+        )
+    version = validation.positive_int("version", version)
+    model_name = model.name if model_name is None else model_name
+    if not isinstance(model_name, str) or not model_name or os.sep in model_name or model_name.startswith("."):
+        raise ValueError(
+            f"`model_name` must be a non-empty folder name without '{os.sep}' or a leading '.'. "
+            f"Received: model_name={model_name!r}"
+        )
+    signatures = model.serving_signatures()  # raises before anything is written
+    model_dir = os.path.join(os.fspath(base_path), model_name)
+    target = os.path.join(model_dir, str(version))
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(
+            f"`version` {version} already exists at {target}; pass overwrite=True (CLI: --overwrite) "
+            f"to replace it. Received: version={version}"
+        )
+    os.makedirs(model_dir, exist_ok=True)
+    # Hidden and non-numeric: TF Serving ignores it while it is written.
+    tmp = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=model_dir)
+    old = None
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for name, (fn, input_signature) in signatures.items():
+            archive.add_endpoint(name, fn, input_signature)
+        saved = os.path.join(tmp, "saved_model")
+        archive.write_out(saved, verbose=verbose)
+        if os.path.exists(target):
+            old = tempfile.mkdtemp(prefix=f".{version}.old-", dir=model_dir)
+            os.replace(target, os.path.join(old, "previous"))
+        os.replace(saved, target)
+    except BaseException:
+        if old is not None and not os.path.exists(target):  # put the previous version back
+            os.replace(os.path.join(old, "previous"), target)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return target

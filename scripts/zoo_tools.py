@@ -1,0 +1,93 @@
+"""What the zoo training scripts share: per-phase wall times that survive
+resumed runs, and writing an entry (files, `metrics.json`, model card)."""
+
+import datetime
+import json
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+import keras_vae
+from keras_vae import files, zoo
+
+#: A model card keeps everything from this heading on when it is rewritten:
+#: hand-written notes on how the run went.
+NOTES_HEADING = "## How this run went"
+
+
+class Timings:
+    """Wall time per phase in a JSON file, added up across resumed runs."""
+
+    def __init__(self, path):
+        self.path = path
+        self.values = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.values = json.load(f)
+
+    def add(self, phase, seconds):
+        self.set(phase, self.values.get(phase, 0.0) + seconds)
+
+    def set(self, phase, seconds):
+        self.values[phase] = seconds
+        files.write_text(self.path, json.dumps(self.values, indent=2))
+
+    def callback(self, phase):
+        """Adds each finished epoch's wall time to `phase`."""
+        timings = self
+
+        class EpochTime(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                timings.add(phase, time.perf_counter() - self.start)
+
+        return EpochTime()
+
+
+def run_record(args, **fields):
+    """The header of `metrics.json`: command, date, versions, arguments."""
+    return {
+        "command": "python " + " ".join(sys.argv),
+        "date": datetime.date.today().isoformat(),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_vae": keras_vae.__version__},
+        "args": vars(args),
+        **fields,
+    }
+
+
+def write_entry(model, folder, description, headline, record, card):
+    """Writes the zoo entry `folder`: the model (weights only, sha256 in
+    `preset.json`), `metrics.json` (`record` plus the file checksums) and
+    the model card `card(record)`, keeping the card's hand-written notes."""
+    os.makedirs(folder, exist_ok=True)
+    preset = zoo.save_entry(model, folder, description, headline)
+    record = {**record, "files": preset["files"]}
+    files.write_text(os.path.join(folder, "metrics.json"), json.dumps(record, indent=2) + "\n")
+    readme = os.path.join(folder, "README.md")
+    notes = ""
+    if os.path.exists(readme):
+        with open(readme) as f:
+            text = f.read()
+        if NOTES_HEADING in text:
+            notes = "\n" + text[text.index(NOTES_HEADING):]
+    files.write_text(readme, card(record) + notes)
+    return record
+
+
+def files_section(name, record):
+    """The model card's section on the shipped files and how to load them."""
+    lines = [f"- `{file_name}`: {info['bytes']} bytes, sha256 `{info['sha256']}`"
+             for file_name, info in record["files"].items()]
+    return (
+        "## Files\n\n" + "\n".join(lines) + "\n\n"
+        "`keras_vae.zoo.load` checks both checksums before it builds the model:\n\n"
+        "    import keras_vae\n"
+        f"    model = keras_vae.zoo.load(\"{name}\")\n"
+        "    images = model.sample(16, seed=0)\n\n"
+        "`metrics.json` holds every number above, as the script wrote it.\n"
+    )

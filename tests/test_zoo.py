@@ -1,0 +1,145 @@
+"""The pretrained zoo: registry, checksums, class checks, loading from an
+installed wheel, and every shipped entry re-measured on real test images
+against the numbers in its model card."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vae
+from keras_vae import data, zoo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_list_describes_every_entry():
+    entries = zoo.list()
+    assert [e["name"] for e in entries] == zoo.names() and "vq_vae_mnist" in zoo.names()
+    for entry in entries:
+        assert entry["description"] and entry["metrics"]
+        assert issubclass(zoo.class_of(entry["name"]), keras_vae.BaseVAE)
+        card = open(os.path.join(zoo.entry_dir(entry["name"]), "README.md")).read()
+        for info in json.load(open(os.path.join(zoo.entry_dir(entry["name"]), "preset.json")))["files"].values():
+            assert info["sha256"] in card  # the card states the checksums it ships
+
+
+def test_load_gives_a_compiled_model_ready_to_fine_tune_sample_and_evaluate(mnist_binary):
+    model = zoo.load("vq_vae_mnist")
+    assert isinstance(model, keras_vae.VQVAE) and model.compiled and model.pixelcnn.trained_steps > 0
+    x = mnist_binary[:32] * 0.9
+    before = [w.numpy() for w in model.encoder.weights]
+    logs = model.train_on_batch(x, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, model.encoder.weights))
+    assert set(model.evaluate(x, return_dict=True, verbose=0)) >= {"loss", "perplexity"}
+    np.testing.assert_array_equal(model.sample(2, seed=3), model.sample(2, seed=3))
+    assert type(keras_vae.VQVAE.from_preset("vq_vae_mnist")) is keras_vae.VQVAE
+    assert isinstance(keras_vae.BaseVAE.from_preset("vq_vae_mnist"), keras_vae.VQVAE)
+
+
+def test_unknown_names_and_wrong_classes_are_refused():
+    with pytest.raises(ValueError, match=r"`name` must be one of the zoo's entries: .*vq_vae_mnist.*Received: name='vq_vae'"):
+        zoo.load("vq_vae")
+    with pytest.raises(ValueError, match=r"holds a VQVAE, which is not a ConvVAE.*VQVAE.from_preset\('vq_vae_mnist'\)"):
+        keras_vae.ConvVAE.from_preset("vq_vae_mnist")
+
+
+@pytest.fixture
+def zoo_copy(tmp_path, monkeypatch):
+    """A private copy of the zoo to damage."""
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.ROOT, root, ignore=shutil.ignore_patterns("*.png", "__pycache__"))
+    monkeypatch.setattr(zoo, "ROOT", str(root))
+    return root
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "config"])
+def test_corrupted_files_are_refused_before_loading(zoo_copy, damage):
+    weights = zoo_copy / "vq_vae_mnist" / zoo.WEIGHTS_FILE
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:-1000])
+    elif damage == "flip":  # same size, one byte of a weight changed
+        content = bytearray(weights.read_bytes())
+        content[len(content) // 2] ^= 0xFF
+        weights.write_bytes(bytes(content))
+    elif damage == "delete":
+        weights.unlink()
+    else:
+        config = zoo_copy / "vq_vae_mnist" / zoo.CONFIG_FILE
+        config.write_text(config.read_text().replace('"num_codes": 128', '"num_codes": 64'))
+    message = "is missing" if damage == "delete" else "is corrupted or truncated"
+    with pytest.raises(ValueError, match=f"zoo entry 'vq_vae_mnist'.*{message}"):
+        zoo.load("vq_vae_mnist")
+
+
+def test_an_installed_wheel_loads_the_zoo_offline(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), REPO],
+        check=True, timeout=600,
+    )
+    (wheel,) = wheels.glob("keras_vae-*.whl")
+    venv = tmp_path / "venv"
+    # The venv reuses this interpreter's TensorFlow (--system-site-packages);
+    # keras_vae itself comes from the wheel (checked below), installed without
+    # the network.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+                   check=True, timeout=600)
+    check = textwrap.dedent(
+        f"""
+        import os, keras_vae
+        assert keras_vae.__file__.startswith({str(venv)!r}), keras_vae.__file__
+        model = keras_vae.zoo.load("vq_vae_mnist")
+        images = model.sample(4, seed=0)
+        assert images.shape == (4, 28, 28, 1)
+        print("sampled", float(images.numpy().mean()))
+        """
+    )
+    run = subprocess.run([python, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    expected = keras_vae.zoo.load("vq_vae_mnist").sample(4, seed=0).numpy().mean()
+    assert float(run.stdout.split()[-1]) == pytest.approx(float(expected), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Shipped numbers, re-measured.
+#
+# Each check measures per-image values on the first N test images and
+# compares their mean with the card's full-test-set number. The subset mean
+# differs from the full mean by sampling error only, so the tolerance is 4
+# standard errors of the subset mean (computed from the same values) plus a
+# floor for float differences across machines. Wrong weights (another seed,
+# an untrained prior, a corrupted layer) move these means by many times that.
+# ---------------------------------------------------------------------------
+SUBSET = 1000
+
+
+def _within(values, card_value, what, floor=1e-3):
+    values = np.asarray(values, "float64")
+    tolerance = 4 * values.std(ddof=1) / np.sqrt(len(values)) + floor
+    assert abs(values.mean() - card_value) <= tolerance, (
+        f"{what}: {values.mean():.5f} on the first {len(values)} test images, card says {card_value:.5f} "
+        f"(tolerance {tolerance:.5f})"
+    )
+
+
+def test_vq_vae_mnist_matches_its_card(tfds_dir, manual_dirs):
+    card = json.load(open(os.path.join(zoo.entry_dir("vq_vae_mnist"), "metrics.json")))["metrics"]
+    model = zoo.load("vq_vae_mnist")
+    ds = data.load_dataset("mnist", split=f"test[:{SUBSET}]", batch_size=500, binarize=None, shuffle=False,
+                           data_dir=str(tfds_dir), manual_dir=str(manual_dirs["mnist"]))
+    x = np.concatenate([b.numpy() for b in ds])
+    mse = ((model.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)) / card["train_pixel_variance"]
+    _within(mse, card["test_mse_over_variance"], "reconstruction MSE / variance")
+    codes = model.code_maps(x)
+    nats = -model.pixelcnn.log_prob(codes).numpy() / codes[0].size
+    _within(nats, card["prior_test_nats_per_code"], "prior cross-entropy (nats per code)")
