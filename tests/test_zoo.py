@@ -143,3 +143,30 @@ def test_vq_vae_mnist_matches_its_card(tfds_dir, manual_dirs):
     codes = model.code_maps(x)
     nats = -model.pixelcnn.log_prob(codes).numpy() / codes[0].size
     _within(nats, card["prior_test_nats_per_code"], "prior cross-entropy (nats per code)")
+
+
+def _record(name):
+    with open(os.path.join(zoo.entry_dir(name), "metrics.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", [n for n in zoo.names() if "check_nll" in _record(n)["metrics"]])
+def test_likelihood_entries_match_their_cards(name, tfds_dir, manual_dirs):
+    """The card's CI value is the k=50 bound on the first 1,000 test images,
+    binarized once (seed 0), noise seed 0: recomputed here from the shipped
+    weights it differs only by float rounding (0.05 nats allows for another
+    CPU's kernels), while weights from another run or epoch move it by far
+    more. Its distance to the full-test-set k=5000 number is sampling error
+    over images (4 standard errors) plus the k=50 bound's looseness (it is
+    never tighter than k=5000 in expectation; 3 nats allows for it)."""
+    record = _record(name)
+    card = record["metrics"]
+    model = zoo.load(name)
+    ds = data.load_dataset(
+        record["dataset"], split="test", batch_size=100, binarize="static", shuffle=False, seed=0,
+        data_dir=str(tfds_dir), manual_dir=str(manual_dirs[record["dataset"]]), num_examples=card["check_examples"],
+    )
+    nll = -model.log_likelihood(ds, num_samples=card["check_k"], seed=0)
+    assert nll.mean() == pytest.approx(card["check_nll"], abs=0.05)
+    standard_error = nll.std(ddof=1) / np.sqrt(len(nll))
+    assert card["test_nll"] - 4 * standard_error <= nll.mean() <= card["test_nll"] + 4 * standard_error + 3.0

@@ -1,0 +1,213 @@
+"""Trains, measures and writes a zoo entry (all but `vq_vae_mnist`, which has
+its own script for its prior).
+
+    python scripts/train_zoo.py vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
+
+Protocol (`../shared/DESIGN.md` section 3):
+- training data: the 60,000 training images, dynamically binarized (a fresh
+  Bernoulli draw with the grey value as probability every time an image is
+  used), shuffled every epoch;
+- test NLL: the importance-weighted bound with k = `--eval-k` (5000)
+  samples per image (`model.score`), over all 10,000 test images, each
+  binarized once by a Bernoulli draw (seed 0); also the Monte Carlo ELBO from
+  the same draws, and bits per dimension;
+- a re-check value for CI: the same bound with k = 50 on the first 1,000
+  test images (same binarization, noise seed 0), which `tests/test_zoo.py`
+  recomputes from the shipped weights.
+
+`fit` runs with `keras.callbacks.BackupAndRestore` in `--work-dir`, so a
+killed run resumes from its last finished epoch when started again with the
+same command; a finished training phase is skipped and its wall time kept.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_vae  # noqa: E402
+from keras_vae import data, files, plotting  # noqa: E402
+from zoo_tools import Timings, files_section, run_record, write_entry  # noqa: E402
+
+CHECK_K, CHECK_EXAMPLES = 50, 1000
+
+
+def burda_learning_rate(epoch):
+    """Burda et al. (2015): 3^i epochs at 1e-3 * 10^(-i/7), i = 0..7 (3280 epochs)."""
+    i, end = 0, 1
+    while epoch >= end and i < 7:
+        i += 1
+        end += 3**i
+    return 1e-3 * 10 ** (-i / 7)
+
+
+RECIPES = {
+    "vae_mnist": {
+        "model": lambda: keras_vae.VAE(
+            latent_dim=50, hidden_units=(200, 200), activation="tanh", likelihood="bernoulli", seed=0, name="vae_mnist"
+        ),
+        "architecture": "`VAE(latent_dim=50, hidden_units=(200, 200), activation=\"tanh\")`: "
+        "Burda et al.'s 784-200-200-50 MLP, one stochastic layer, Bernoulli likelihood",
+        "dataset": "mnist",
+        "epochs": 3280,
+        "batch_size": 100,
+        "optimizer": lambda: keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-4),
+        "optimizer_text": "Adam (beta_1 0.9, beta_2 0.999, epsilon 1e-4) with Burda et al.'s schedule: "
+        "3^i epochs at 1e-3 * 10^(-i/7) for i = 0..7",
+        "schedule": burda_learning_rate,
+        "description": "VAE 784-200-200-50 (tanh), Bernoulli, dynamically binarized MNIST (Burda et al. 2015)",
+        "reference": (86.76, "Burda et al. 2015, Table 1, VAE, 1 stochastic layer, k=5000"),
+        "target": 87.0,
+    },
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("entry", choices=sorted(RECIPES))
+    parser.add_argument("--epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--eval-k", type=int, default=5000)
+    parser.add_argument("--eval-examples", type=int, default=10000, help="test images in the NLL (all: 10000)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--manual-dir", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", help="checkpoints (default runs/zoo/<entry>)")
+    parser.add_argument("--output-dir", help="the zoo entry (default keras_vae/zoo/<entry>)")
+    args = parser.parse_args(argv)
+    args.epochs = args.epochs or RECIPES[args.entry]["epochs"]
+    args.work_dir = args.work_dir or os.path.join("runs", "zoo", args.entry)
+    args.output_dir = args.output_dir or os.path.join("keras_vae", "zoo", args.entry)
+    return args
+
+
+def dataset(args, recipe, split, training, num_examples=None, batch_size=None):
+    return data.load_dataset(
+        recipe["dataset"], split=split, batch_size=batch_size or recipe["batch_size"],
+        binarize="dynamic" if training else "static", shuffle=training, seed=args.seed if training else 0,
+        data_dir=args.data_dir, manual_dir=args.manual_dir, num_examples=num_examples,
+    )
+
+
+def train(args, recipe, timings):
+    path = os.path.join(args.work_dir, "model.keras")
+    if os.path.exists(path):
+        return keras.models.load_model(path)
+    keras.utils.set_random_seed(args.seed)
+    model = recipe["model"]()
+    model.compile(optimizer=recipe["optimizer"]())
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup")),
+        timings.callback("fit"),
+        keras.callbacks.CSVLogger(os.path.join(args.work_dir, "history.csv"), append=True),
+    ]
+    if recipe.get("schedule"):
+        callbacks.append(keras.callbacks.LearningRateScheduler(recipe["schedule"]))
+    model.fit(dataset(args, recipe, "train", training=True), epochs=args.epochs, verbose=2, callbacks=callbacks)
+    files.save_model(model, path)
+    return model
+
+
+def measure(args, recipe, model):
+    test = dataset(args, recipe, "test", training=False, num_examples=args.eval_examples, batch_size=100)
+    scores = model.score(test, num_samples=args.eval_k, seed=0)
+    nll = -scores["log_likelihood"]
+    pixels = float(np.prod(model.data_shape))
+    check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
+    logs = model.evaluate(test, return_dict=True, verbose=0)
+    return {
+        "test_nll": float(nll.mean()),
+        "test_nll_standard_error": float(nll.std(ddof=1) / np.sqrt(len(nll))),
+        "test_bits_per_dim": float(nll.mean() / (pixels * np.log(2))),
+        "test_elbo_k_draws": float(scores["elbo"].mean()),
+        "test_elbo": logs["elbo"],
+        "test_kl": logs["kl"],
+        "test_reconstruction_loss": logs["reconstruction_loss"],
+        "eval_k": args.eval_k,
+        "eval_examples": int(len(nll)),
+        "check_nll": float(-model.log_likelihood(check, num_samples=CHECK_K, seed=0).mean()),
+        "check_k": CHECK_K,
+        "check_examples": CHECK_EXAMPLES,
+        "steps": int(model.optimizer.iterations.numpy()),
+    }
+
+
+def model_card(args, recipe):
+    def card(record):
+        m, t = record["metrics"], record["wall_seconds"]
+        value, source = recipe["reference"]
+        hours = t.get("fit", 0) / 3600
+        fit_time = f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
+        verdict = "meets" if m["test_nll"] <= recipe["target"] else "misses"
+        return f"""# {args.entry}: {recipe["description"]}
+
+{recipe["architecture"]}, trained {args.epochs} epochs ({m["steps"]} steps of batch {recipe["batch_size"]}).
+
+![64 samples from the prior, seed 0](samples.png)
+
+![test images (top) and reconstructions (bottom)](reconstructions.png)
+
+## Numbers
+
+| measure | value | reference |
+|---|---|---|
+| test NLL, nats (k={m["eval_k"]}) | **{m["test_nll"]:.2f}** ± {m["test_nll_standard_error"]:.2f} (standard error over images; {verdict} the target {recipe["target"]}) | {value} ({source}) |
+| test bits per dimension | {m["test_bits_per_dim"]:.4f} | |
+| test ELBO, mean over the same {m["eval_k"]} draws | {m["test_elbo_k_draws"]:.2f} | |
+| test ELBO / KL / reconstruction (`evaluate`, 1 draw) | {m["test_elbo"]:.2f} / {m["test_kl"]:.2f} / {m["test_reconstruction_loss"]:.2f} | |
+| CI re-check: NLL, k={m["check_k"]}, first {m["check_examples"]} test images | {m["check_nll"]:.3f} | |
+
+Wall time on a 2-core CPU machine without GPU (shared with other work):
+training {fit_time}, evaluation {t.get("evaluation", 0) / 60:.1f} min.
+Run on {record["date"]} with TensorFlow {record["versions"]["tensorflow"]}, Keras {record["versions"]["keras"]}.
+
+## Protocol
+
+Command (from the repository root; `--manual-dir` points at the official
+files for machines without internet):
+
+    {record["command"]}
+
+- Training data: {recipe["dataset"]} train split (60,000 images), dynamically binarized
+  (a fresh Bernoulli draw per pixel every time an image is used), shuffled each epoch.
+- Optimizer: {recipe["optimizer_text"]}.
+- Test NLL: `model.score(test, num_samples={m["eval_k"]}, seed=0)`, the importance-weighted
+  bound of Burda et al. with k={m["eval_k"]} draws from q(z|x) per image, over
+  {m["eval_examples"]} test images, each binarized once (Bernoulli draw, seed 0);
+  minus its mean. Bits per dimension: NLL / (784 ln 2).
+
+{files_section(args.entry, record)}"""
+
+    return card
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    recipe = RECIPES[args.entry]
+    os.makedirs(args.work_dir, exist_ok=True)
+    timings = Timings(os.path.join(args.work_dir, "timings.json"))
+    model = train(args, recipe, timings)
+    start = time.perf_counter()
+    metrics = measure(args, recipe, model)
+    timings.set("evaluation", time.perf_counter() - start)
+    print(json.dumps(metrics, indent=2), flush=True)
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    plotting.plot_samples(model, os.path.join(args.output_dir, "samples.png"), num_samples=64, seed=0)
+    test_batch = next(iter(dataset(args, recipe, "test", training=False, num_examples=16, batch_size=16)))
+    plotting.plot_reconstructions(model, test_batch, os.path.join(args.output_dir, "reconstructions.png"))
+    record = run_record(args, dataset=recipe["dataset"], config=model.get_config(), metrics=metrics,
+                        wall_seconds=timings.values)
+    headline = {"test_nll": round(metrics["test_nll"], 2), "eval_k": args.eval_k}
+    write_entry(model, args.output_dir, recipe["description"], headline, record, model_card(args, recipe))
+    print(f"wrote {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
