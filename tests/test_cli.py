@@ -53,16 +53,33 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     result = run("sample", out / "model.keras", "--num", 16, "--seed", 3, "--output", png)
     assert result.returncode == 0, result.stderr[-3000:]
     assert matplotlib.image.imread(png).shape[0] > 50
-    result = run("evaluate", out / "model.keras", "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
+    result = run("evaluate", out / "model.keras", "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"],
+                 "--iw-samples", 10)
     assert result.returncode == 0, result.stderr[-3000:]
     logs = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"loss", "elbo", "reconstruction_loss", "kl"} <= set(logs) and logs["elbo"] < 0
+    assert {"loss", "elbo", "reconstruction_loss", "kl", "nll", "bits_per_dim"} <= set(logs) and logs["elbo"] < 0
+    assert logs["nll"] <= -logs["elbo"] + 1.0  # the k=10 bound is at least as tight as the ELBO, up to noise
+
+
+def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path):
+    result = run("zoo")
+    assert result.returncode == 0 and "\nvq_vae_mnist: VQ-VAE" in "\n" + result.stdout
+    result = run("export", "vq_vae_mnist", "--base-path", tmp_path, "--name", "vq", "--version", 3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "signatures serving_default, encode, decode, sample, score" in result.stdout
+    assert (tmp_path / "vq" / "3" / "saved_model.pb").is_file()
+    result = run("export", "vq_vae_mnist", "--base-path", tmp_path, "--name", "vq", "--version", 3)
+    assert result.returncode == 2 and "`version` 3 already exists" in result.stderr and "--overwrite" in result.stderr
+    result = run("export", "vq_vae_mnist", "--base-path", tmp_path, "--name", "vq", "--version", 3, "--overwrite")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "vq") == ["3"]
 
 
 @pytest.mark.parametrize("args, message", [
     (["train", "conv_vae", "--beta", "2"], "`--beta` applies to beta_vae"),
     (["train", "vae", "--latent-dim", "0", "--train-examples", "8"], "`latent_dim` must be a positive integer"),
-    (["sample", "missing.keras"], "`model_path` must be an existing .keras file"),
+    (["sample", "missing.keras"], "`model_path` must be an existing .keras file or a zoo entry ("),
+    (["export", "vq_vae_mnist", "--base-path", "x", "--version", "0"], "`version` must be a positive integer"),
     (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
     (["train", "vq_vae", "--latent-dim", "4"], "`--latent-dim` applies to vae, beta_vae, conv_vae, ae"),
     (["train", "vae", "--num-codes", "4"], "`--num-codes` applies to vq_vae. Received it for: vae"),

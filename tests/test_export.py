@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import keras_vae
-from keras_vae import AE, VAE, VQVAE, zoo
+from keras_vae import AE, VAE, VQVAE, ConvVAE, zoo
 
 # Runs in a fresh interpreter: loads the export with TensorFlow alone and runs
 # every signature on the inputs in `inputs.npz`.
@@ -83,12 +83,15 @@ def _expected(model, x):
 @pytest.fixture(scope="module")
 def trained_models(mnist_binary):
     keras.utils.set_random_seed(0)
-    vae = VAE(latent_dim=4, hidden_units=(32,), seed=0, name="vae")
-    ae = AE(latent_dim=4, hidden_units=(32,), seed=0, name="ae")
-    for model in (vae, ae):
+    models = {
+        "vae": VAE(latent_dim=4, hidden_units=(32,), seed=0, name="vae"),
+        "ae": AE(latent_dim=4, hidden_units=(32,), seed=0, name="ae"),
+        "conv_vae": ConvVAE(latent_dim=4, filters=(8, 16), seed=0, name="conv_vae"),
+    }
+    for model in models.values():
         model.compile()
         model.fit(mnist_binary, batch_size=64, epochs=1, verbose=0)
-    return {"vae": vae, "ae": ae, "vq_vae_mnist": zoo.load("vq_vae_mnist")}
+    return {**models, "vq_vae_mnist": zoo.load("vq_vae_mnist")}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,7 @@ def exports(trained_models, tmp_path_factory):
     return Exports()
 
 
-@pytest.mark.parametrize("name", ["vae", "ae", "vq_vae_mnist"])
+@pytest.mark.parametrize("name", ["vae", "ae", "conv_vae", "vq_vae_mnist"])
 def test_fresh_tensorflow_process_serves_every_signature_like_keras(name, trained_models, exports, mnist_binary, tmp_path):
     model = trained_models[name]
     x = mnist_binary[:5] if model.likelihood_name == "bernoulli" else mnist_binary[:5] * 0.8
