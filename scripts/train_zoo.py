@@ -146,6 +146,32 @@ def reconstruction_losses(model, ds):
     return np.concatenate([-model.decode(model.latent(x)).log_prob(x).numpy() for x in ds])
 
 
+def resumable_scores(model, ds, k, path, save_every=10):
+    """`model.score(ds, k, seed=0)`, batch by batch, with the finished
+    batches kept in `path`: a killed evaluation resumes where it stopped.
+    (`score` draws each batch's noise from the same seed, so this equals one
+    call over the whole dataset.)"""
+    done, start = {"elbo": [], "log_likelihood": []}, 0
+    if os.path.exists(path):
+        with np.load(path) as saved:
+            done = {key: [saved[key]] for key in done}
+            start = int(saved["batches"])
+
+    def save(batches):
+        arrays = {key: np.concatenate(values) for key, values in done.items()}
+        files.replace_atomically(path, lambda tmp: np.savez(tmp, batches=batches, **arrays), suffix=".npz")
+
+    for i, x in enumerate(ds):
+        if i < start:
+            continue
+        for key, values in model.score(x, num_samples=k, seed=0, batch_size=len(x)).items():
+            done[key].append(values)
+        if (i + 1) % save_every == 0:
+            save(i + 1)
+    save(max(start, i + 1))
+    return {key: np.concatenate(values) for key, values in done.items()}
+
+
 def measure(args, recipe, model):
     test = dataset(args, recipe, "test", training=False, num_examples=args.eval_examples, batch_size=100)
     logs = model.evaluate(test, return_dict=True, verbose=0)
@@ -158,7 +184,7 @@ def measure(args, recipe, model):
             "check_examples": CHECK_EXAMPLES,
             "steps": steps,
         }
-    scores = model.score(test, num_samples=args.eval_k, seed=0)
+    scores = resumable_scores(model, test, args.eval_k, os.path.join(args.work_dir, f"scores_k{args.eval_k}.npz"))
     nll = -scores["log_likelihood"]
     pixels = float(np.prod(model.data_shape))
     check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
