@@ -21,7 +21,8 @@ Protocol (keras.io "Vector-Quantized Variational Autoencoders" as baseline):
   validated on the last 6,000 (keras.io's validation_split=0.1), Adam with
   the learning rate decayed from 1e-3 to 0 on a cosine over
   `--prior-epochs` 50 (`--prior-filters`, `--prior-layers`, `--prior-dropout`
-  shape it); cross-entropy in nats per code on that validation split and on
+  shape it; `--prior-shift N` trains it on the code maps of training images
+  shifted by up to N pixels instead); cross-entropy in nats per code on that validation split and on
   the test set's code maps.
 
 Every `fit` runs with `keras.callbacks.BackupAndRestore` in `--work-dir`, so
