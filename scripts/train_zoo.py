@@ -1,5 +1,6 @@
 """Trains, measures and writes a zoo entry (all but `vq_vae_mnist`, which has
-its own script for its prior).
+its own script for its prior): `vae_mnist`, `beta_vae_mnist`,
+`beta_vae_capacity_mnist`, `ae_mnist`.
 
     python scripts/train_zoo.py vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
 
@@ -78,10 +79,10 @@ RECIPES = {
         "description": "beta-VAE (beta=4), 10 latents, MLP, dynamically binarized MNIST",
     },
     "beta_vae_capacity_mnist": {
-        "model": _mlp(keras_vae.BetaVAE, "beta_vae_capacity_mnist", capacity=25.0, gamma=1000.0,
+        "model": _mlp(keras_vae.BetaVAE, "beta_vae_capacity_mnist", capacity=25.0, gamma=100.0,
                       capacity_steps=23400, latent_dim=10),
-        "architecture": "`BetaVAE(capacity=25, gamma=1000, capacity_steps=23400, latent_dim=10)`: "
-        + _MLP_512.format(latent=10) + ", objective reconstruction + 1000 |KL - C| with C raised linearly "
+        "architecture": "`BetaVAE(capacity=25, gamma=100, capacity_steps=23400, latent_dim=10)`: "
+        + _MLP_512.format(latent=10) + ", objective reconstruction + 100 |KL - C| with C raised linearly "
         "from 0 to 25 nats over the first 50 epochs (Burgess et al. 2018)",
         "dataset": "mnist", "epochs": 100, "batch_size": 128, **_ADAM,
         "description": "capacity-annealed beta-VAE (C: 0 to 25 nats), 10 latents, MLP, dynamically binarized MNIST",
