@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.stats
+import tensorflow as tf
 
 from keras_vae import AE, VQVAE, BaseVAE
 
@@ -115,3 +116,15 @@ def test_bad_score_arguments(x):
         model.score(x, num_samples=0)
     with pytest.raises(ValueError, match="`x` must have shape"):
         model.score(x[:, :2])
+
+
+def test_evaluate_with_iw_samples_under_two_replicas(x, two_replicas):
+    # With the exact posterior every draw gives log p(x), so the replicas'
+    # different noise cannot hide a wrong reduction across them.
+    with two_replicas.scope():
+        model, log_p = _linear_gaussian()
+        model.compile()
+    data = np.concatenate([x, x[::-1]])[:8]
+    ds = tf.data.Dataset.from_tensor_slices(data).batch(4)
+    logs = model.evaluate(ds, iw_samples=7, return_dict=True, verbose=0)
+    assert logs["nll"] == pytest.approx(-log_p(data).mean(), abs=1e-3)
