@@ -24,6 +24,8 @@ import os
 import shutil
 import tempfile
 
+import keras
+
 from keras_vae import validation
 
 
@@ -44,8 +46,6 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
     Returns:
         The path of the version folder.
     """
-    import keras
-
     if not hasattr(model, "serving_signatures"):
         raise ValueError(
             "`model` must be a keras_vae model (with `serving_signatures`). "

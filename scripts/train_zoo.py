@@ -177,8 +177,8 @@ def measure(args, recipe, model):
     test = dataset(args, recipe, "test", training=False, num_examples=args.eval_examples, batch_size=100)
     logs = model.evaluate(test, return_dict=True, verbose=0)
     steps = int(model.optimizer.iterations.numpy())
+    check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
     if isinstance(model, keras_vae.AE):  # no density: reconstruction only
-        check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
         return {
             "test_reconstruction_loss": logs["reconstruction_loss"],
             "check_reconstruction_loss": float(reconstruction_losses(model, check).mean()),
@@ -188,7 +188,6 @@ def measure(args, recipe, model):
     scores = resumable_scores(model, test, args.eval_k, os.path.join(args.work_dir, f"scores_k{args.eval_k}.npz"))
     nll = -scores["log_likelihood"]
     pixels = float(np.prod(model.data_shape))
-    check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
     return {
         "test_nll": float(nll.mean()),
         "test_nll_standard_error": float(nll.std(ddof=1) / np.sqrt(len(nll))),

@@ -16,6 +16,7 @@ import urllib.request
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_vae
 from keras_vae import AE, VAE, VQVAE, ConvVAE, zoo
@@ -217,8 +218,6 @@ def test_export_is_atomic_and_refuses_to_overwrite(trained_models, tmp_path, mon
     other = VAE(latent_dim=4, hidden_units=(32,), seed=1, name="vae")  # different weights
     other.export_serving(base, version=1, overwrite=True)
     assert sorted(os.listdir(base / "vae")) == ["1"]
-    import tensorflow as tf
-
     decoded = tf.saved_model.load(first).signatures["decode"](z=tf.zeros([1, 4]))["images"]
     np.testing.assert_allclose(decoded, other.decode(np.zeros((1, 4), "float32")).mean(), atol=1e-6)
 

@@ -114,6 +114,7 @@ class BaseVAE(ObjectiveModel):
         self._trackers = self._make_trackers()
         # `evaluate(iw_samples=k)` adds these two while it runs.
         self._iw_samples = None
+        self._score_function = None  # traced on the first `score` call
         self._iw_trackers = [keras.metrics.Mean(name="nll"), keras.metrics.Mean(name="bits_per_dim")]
         self.build((None, *self.data_shape))
 
@@ -255,7 +256,7 @@ class BaseVAE(ObjectiveModel):
         data = validation.input_part(x)
         if not isinstance(data, tf.data.Dataset):
             data = tf.data.Dataset.from_tensor_slices(np.asarray(data)).batch(batch_size)
-        if getattr(self, "_score_function", None) is None:
+        if self._score_function is None:
             self._score_function = tf.function(self._score_graph, reduce_retracing=True)
         seed = tf.constant([seed, 0], tf.int32)
         parts = [
@@ -278,10 +279,12 @@ class BaseVAE(ObjectiveModel):
         `num_samples` in the last chunk are masked out."""
         x = tf.cast(x, tf.float32)
         posterior = self._posterior(x)
-        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
-        chunk = tf.maximum(1, self.score_rows // tf.maximum(batch, 1)) if tf.is_tensor(batch) else max(
-            1, self.score_rows // max(batch, 1)
-        )
+        batch = x.shape[0]
+        if batch is None:  # dynamic batch (a serving signature): a tensor chunk size
+            batch = tf.shape(x)[0]
+            chunk = tf.maximum(1, self.score_rows // tf.maximum(batch, 1))
+        else:  # static batch: a Python chunk size keeps every shape static (XLA)
+            chunk = max(1, self.score_rows // max(batch, 1))
         num_samples = tf.cast(num_samples, tf.int32)
         num_chunks = (num_samples + chunk - 1) // chunk
 

@@ -87,8 +87,6 @@ def check_files(name):
 
 def class_of(name):
     """The registered model class entry `name` holds."""
-    import keras_vae  # noqa: F401 - registers the classes
-
     entry_dir(name)
     class_name = _preset(name)["class_name"]
     cls = keras.saving.get_registered_object(class_name)
@@ -104,8 +102,6 @@ def load(name, compile=True):
     the model's measured defaults, ready for `fit`; compile it again to
     choose another optimizer.
     """
-    import keras_vae  # noqa: F401 - registers the classes
-
     check_files(name)
     folder = entry_dir(name)
     with open(os.path.join(folder, CONFIG_FILE)) as f:
