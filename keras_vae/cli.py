@@ -76,7 +76,10 @@ def build_parser():
     train.add_argument("--prior-dropout", type=float, help="dropout rate inside the prior's blocks (vq_vae)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
-    train.add_argument("--strategy", default="default", choices=("default", "mirrored"))
+    train.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
+                       help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
+    train.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted "
+                       "(keras_vae.callbacks.BackupAndRestore)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output-dir", default=None, help="default: runs/<model>_<dataset>")
 
@@ -199,10 +202,9 @@ def _check_run_args(args):
 def train(args):
     import keras
     import numpy as np
-    import tensorflow as tf
 
     import keras_vae
-    from keras_vae import files, plotting
+    from keras_vae import callbacks, distribute, files, plotting
 
     _check_run_args(args)
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
@@ -210,20 +212,27 @@ def train(args):
     kwargs = _model_kwargs(args)
     out = args.output_dir or os.path.join("runs", f"{args.model}_{args.dataset}")
     keras.utils.set_random_seed(args.seed)
-    strategy = tf.distribute.MirroredStrategy() if args.strategy == "mirrored" else tf.distribute.get_strategy()
+    strategy = distribute.strategy(args.strategy)
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit)
     train_ds = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
-    os.makedirs(out, exist_ok=True)
+    backup = [callbacks.BackupAndRestore(args.backup_dir)] if args.backup_dir else []
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, verbose=1 if sys.stdout.isatty() else 2)
+    history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup,
+                        verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
-
-    files.save_model(model, os.path.join(out, "model.keras"))
+    fingerprint = files.weights_fingerprint(model)
+    with distribute.chief_path(out, strategy) as folder:  # every worker saves (a collective); only the chief keeps it
+        files.save_model(model, os.path.join(folder, "model.keras"))
+    if not distribute.is_chief(strategy):
+        print(f"{args.model}: worker finished {model.optimizer.iterations.numpy()} steps; "
+              f"weights sha256 {fingerprint}")
+        return 0
     _write_json({"config": {k: v for k, v in vars(args).items() if k != "func"}, "seconds": seconds,
+                 "steps": int(model.optimizer.iterations.numpy()), "weights_sha256": fingerprint,
                  "history": history.history}, os.path.join(out, "history.json"))
     test_batch = next(iter(test_ds))
     plots = ["reconstructions", "interpolations"]
@@ -233,11 +242,12 @@ def train(args):
         plotting.plot_samples(model, os.path.join(out, "samples.png"), seed=args.seed)
         plots.append("samples")
     final = {k: history.history[k][-1] for k in history.history}
+    resumed = f" (resumed from a backup: the last {len(history.epoch)} run now)" if len(history.epoch) < args.epochs else ""
     parts = ", ".join(f"{k[4:]} {final[k]:.2f}" for k in final if k.startswith("val_") and k != "val_loss")
     print(
-        f"{args.model} on {args.dataset}: {args.epochs} epochs in {seconds:.1f} s, "
+        f"{args.model} on {args.dataset}: {args.epochs} epochs{resumed} in {seconds:.1f} s, "
         f"{model.optimizer.iterations.numpy()} steps; test loss {final.get('val_loss', np.nan):.2f} ({parts}); "
-        f"wrote {out}/{{model.keras,history.json,{','.join(p + '.png' for p in plots)}}}"
+        f"weights sha256 {fingerprint}; wrote {out}/{{model.keras,history.json,{','.join(p + '.png' for p in plots)}}}"
     )
     if model.prior is None:
         print(f"no prior yet, so no samples: keras-vae train-prior {os.path.join(out, 'model.keras')}")

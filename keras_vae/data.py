@@ -19,10 +19,15 @@ import socket
 import urllib.parse
 import urllib.request
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, prepare from one process first
+    fcntl = None
+
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_vae import validation
+from keras_vae import distribute, validation
 
 DATASETS = ("mnist", "fashion_mnist")
 BINARIZATIONS = (None, "dynamic", "static")
@@ -112,7 +117,20 @@ def prepare(name, data_dir=None, manual_dir=None):
     builder = tfds.builder(name, data_dir=data_dir)
     if builder.is_prepared():
         return builder
+    # Several processes (the workers of one cluster) may prepare the same
+    # data_dir at once; TFDS's own writes would collide. One at a time.
     root = os.fspath(builder.data_dir_root)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, f".keras_vae-prepare-{name}.lock"), "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        builder = tfds.builder(name, data_dir=data_dir)
+        if builder.is_prepared():  # prepared by another process meanwhile
+            return builder
+        return _prepare(builder, name, root, manual_dir)
+
+
+def _prepare(builder, name, root, manual_dir):
     manual_dir = _resolve_manual_dir(name, manual_dir)
     if manual_dir is None:
         reason = _first_unreachable_host(builder.url_infos)
@@ -166,7 +184,10 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
         seed: Makes shuffling and dynamic binarization reproducible: two
             pipelines built with the same seed yield the same sequence of
             epochs, while each epoch still differs from the previous one.
-            Static binarization uses seed 0 when `seed` is `None`.
+            Static binarization uses seed 0 when `seed` is `None`. Required
+            for training on several workers (`TF_CONFIG`): each worker builds
+            the whole pipeline and keeps its share of every global batch
+            (`AutoShardPolicy.DATA`), so all must shuffle alike.
         data_dir: TFDS data directory, see `prepare`.
         manual_dir: Folder with the official release files, see `prepare`.
         drop_remainder: Drop the last incomplete batch. Defaults to `shuffle`
@@ -183,9 +204,15 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     validation.positive_int("batch_size", batch_size)
     if num_examples is not None:
         validation.positive_int("num_examples", num_examples)
-    builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
     if shuffle is None:
         shuffle = split.startswith("train")
+    if seed is None and (shuffle or binarize == "dynamic") and distribute.num_workers() > 1:
+        raise ValueError(
+            "`seed` must be set when TF_CONFIG names several workers: every worker builds the "
+            "pipeline and keeps its own share of each batch, which needs the same shuffling "
+            "and binarization on all of them. Received: seed=None"
+        )
+    builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
     if drop_remainder is None:
         drop_remainder = bool(shuffle)
 
@@ -230,4 +257,9 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
         )
     if not with_labels:
         ds = ds.map(lambda image, label: image)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Under several workers every worker builds this same pipeline (same
+    # seed, same order) and keeps its own share of each global batch: TFDS
+    # stores MNIST in one file per split, so sharding by file cannot apply.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -2,6 +2,7 @@
 content goes to a temporary file in the same folder, renamed over the target
 only once complete (the previous file stays intact until then)."""
 
+import hashlib
 import os
 import tempfile
 
@@ -38,3 +39,13 @@ def write_text(path, text):
             f.write(text)
 
     return replace_atomically(os.fspath(path), write, ".tmp")
+
+
+def weights_fingerprint(model):
+    """sha256 of the model's weights (values, in order): equal fingerprints,
+    bit-identical models."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        digest.update(variable.path.encode())
+        digest.update(variable.numpy().tobytes())
+    return digest.hexdigest()

@@ -25,7 +25,7 @@ Protocol (keras.io "Vector-Quantized Variational Autoencoders" as baseline):
   shifted by up to N pixels instead); cross-entropy in nats per code on that validation split and on
   the test set's code maps.
 
-Every `fit` runs with `keras.callbacks.BackupAndRestore` in `--work-dir`, so
+Every `fit` runs with `keras_vae.callbacks.BackupAndRestore` in `--work-dir`, so
 an interrupted run resumes where it stopped when started again; finished
 phases are skipped (their wall time is kept in `--work-dir/timings.json`).
 """
@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_vae  # noqa: E402
-from keras_vae import data, files, plotting  # noqa: E402
+from keras_vae import callbacks, data, files, plotting  # noqa: E402
 from zoo_tools import Timings, files_section, run_record, write_entry  # noqa: E402
 
 
@@ -99,7 +99,7 @@ def train_autoencoder(args, timings, variance):
         likelihood="gaussian", likelihood_scale=float(np.sqrt(variance / 2)), seed=args.seed, name="vq_vae",
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    backup = keras.callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_vq_vae"))
+    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_vq_vae"))
     model.fit(
         images("train", args, shuffle=True), epochs=args.epochs, verbose=2,
         callbacks=[backup, timings.callback("vq_vae_fit")],
@@ -160,7 +160,7 @@ def train_prior(args, timings, model, train_codes, variants=None):
     split = int(0.9 * len(train_codes))
     steps = args.prior_epochs * (split // args.batch_size + bool(split % args.batch_size))
     model.pixelcnn.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)))
-    backup = keras.callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_prior"))
+    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_prior"))
     history = model.pixelcnn.fit(
         **prior_training_data(args, train_codes, variants, split), validation_data=(train_codes[split:],),
         epochs=args.prior_epochs, verbose=2, callbacks=[backup, timings.callback("prior_fit")],

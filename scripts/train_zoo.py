@@ -1,6 +1,6 @@
 """Trains, measures and writes a zoo entry (all but `vq_vae_mnist`, which has
 its own script for its prior): `vae_mnist`, `beta_vae_mnist`,
-`beta_vae_capacity_mnist`, `ae_mnist`.
+`beta_vae_capacity_mnist`, `conv_vae_mnist`, `conv_vae_fashion_mnist`, `ae_mnist`.
 
     python scripts/train_zoo.py vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
 
@@ -16,7 +16,7 @@ Protocol (`../shared/DESIGN.md` section 3):
   test images (same binarization, noise seed 0), which `tests/test_zoo.py`
   recomputes from the shipped weights.
 
-`fit` runs with `keras.callbacks.BackupAndRestore` in `--work-dir`, so a
+`fit` runs with `keras_vae.callbacks.BackupAndRestore` in `--work-dir`, so a
 killed run resumes from its last finished epoch when started again with the
 same command; a finished training phase is skipped and its wall time kept.
 """
@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_vae  # noqa: E402
-from keras_vae import data, files, plotting  # noqa: E402
+from keras_vae import callbacks, data, files, plotting  # noqa: E402
 from zoo_tools import Timings, files_section, run_record, write_entry  # noqa: E402
 
 CHECK_K, CHECK_EXAMPLES = 50, 1000
@@ -50,6 +50,20 @@ def burda_learning_rate(epoch):
 
 def _mlp(cls, name, **kwargs):
     return lambda: cls(likelihood="bernoulli", seed=0, name=name, **kwargs)
+
+
+def decaying_learning_rate(epochs, start=1e-3, end=1e-5):
+    """`start` decayed geometrically to `end` over `epochs` epochs."""
+    return lambda epoch: start * (end / start) ** (min(epoch, epochs - 1) / max(epochs - 1, 1))
+
+
+_CONV = {
+    "architecture": "`ConvVAE(latent_dim=32, filters=(32, 64))`: encoder Conv2D(32, 3, stride 2) - "
+    "Conv2D(64, 3, stride 2) - Dense(64); decoder Dense(7*7*64) - Conv2DTranspose(64, 3, stride 2) - "
+    "Conv2DTranspose(32, 3, stride 2) - Conv2DTranspose(1, 3) (relu), Bernoulli likelihood",
+    "batch_size": 100,
+    "optimizer": lambda: keras.optimizers.Adam(1e-3),
+}
 
 
 _ADAM = {"optimizer": lambda: keras.optimizers.Adam(1e-3), "optimizer_text": "Adam 1e-3"}
@@ -86,6 +100,22 @@ RECIPES = {
         "from 0 to 25 nats over the first 50 epochs (Burgess et al. 2018)",
         "dataset": "mnist", "epochs": 100, "batch_size": 128, **_ADAM,
         "description": "capacity-annealed beta-VAE (C: 0 to 25 nats), 10 latents, MLP, dynamically binarized MNIST",
+    },
+    "conv_vae_mnist": {
+        "model": _mlp(keras_vae.ConvVAE, "conv_vae_mnist", latent_dim=32, filters=(32, 64)),
+        **_CONV, "dataset": "mnist", "epochs": 300,
+        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 300 epochs",
+        "schedule": decaying_learning_rate(300),
+        "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized MNIST",
+        "reference": (86.76, "Burda et al. 2015, Table 1, MLP VAE, 1 stochastic layer, k=5000: the bar to beat"),
+        "target": 86.76,
+    },
+    "conv_vae_fashion_mnist": {
+        "model": _mlp(keras_vae.ConvVAE, "conv_vae_fashion_mnist", latent_dim=32, filters=(32, 64)),
+        **_CONV, "dataset": "fashion_mnist", "epochs": 100,
+        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 100 epochs",
+        "schedule": decaying_learning_rate(100),
+        "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized Fashion-MNIST",
     },
     "ae_mnist": {
         "model": _mlp(keras_vae.AE, "ae_mnist", latent_dim=10),
@@ -130,14 +160,14 @@ def train(args, recipe, timings):
     keras.utils.set_random_seed(args.seed)
     model = recipe["model"]()
     model.compile(optimizer=recipe["optimizer"]())
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup")),
+    run_callbacks = [
+        callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup")),
         timings.callback("fit"),
         keras.callbacks.CSVLogger(os.path.join(args.work_dir, "history.csv"), append=True),
     ]
     if recipe.get("schedule"):
-        callbacks.append(keras.callbacks.LearningRateScheduler(recipe["schedule"]))
-    model.fit(dataset(args, recipe, "train", training=True), epochs=args.epochs, verbose=2, callbacks=callbacks)
+        run_callbacks.append(keras.callbacks.LearningRateScheduler(recipe["schedule"]))
+    model.fit(dataset(args, recipe, "train", training=True), epochs=args.epochs, verbose=2, callbacks=run_callbacks)
     files.save_model(model, path)
     return model
 

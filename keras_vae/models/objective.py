@@ -24,6 +24,8 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_vae import distribute
+
 
 class ObjectiveModel(keras.Model):
     """A `keras.Model` whose `fit` minimises `compute_terms(x)["loss"]`."""
@@ -84,6 +86,12 @@ class ObjectiveModel(keras.Model):
         for metric in self.metrics:
             result = metric.result()
             logs.update(result if isinstance(result, dict) else {metric.name: result})
+        if distribute.is_multi_worker():
+            # Under several workers Keras reduces every log with
+            # `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar
+            # ("Invalid reduction dimension 0 for input with 0 dimensions",
+            # tensorflow/tensorflow#72388). Shape [1] reduces to the scalar mean.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
     def train_step(self, data):
@@ -151,6 +159,17 @@ class ObjectiveModel(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self._build_optimizer()
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds the model from a batch it pulls from a
+        # fresh iterator of the training data (keras/src/backend/tensorflow/
+        # trainer.py). That spends one pass of a reshuffling pipeline, so the
+        # first epoch would differ from the same run on one device. These
+        # models are built at construction and compile no loss or metrics:
+        # no batch is needed.
+        if all(layer.built for layer in self._flatten_layers()):
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _build_optimizer(self):
         # Slots only for what `train_step` updates (Keras would build them for

@@ -1,0 +1,92 @@
+"""`BackupAndRestore`: Keras' fault-tolerance callback, safe to kill at any
+moment and under several workers."""
+
+import glob
+import json
+import os
+import shutil
+
+import keras
+
+from keras_vae import distribute, files
+
+_METADATA = "training_metadata.json"
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that a kill cannot corrupt.
+
+    Used exactly like Keras' callback: pass it to `fit`; a run that is
+    killed and started again with the same command restores the weights and
+    optimizer state of the last finished epoch and continues from the next
+    one, so it ends with the same number of epochs and steps as an
+    uninterrupted run. Differences from Keras' own:
+
+    - A backup is `epoch-<N>.weights.h5` plus `training_metadata.json`
+      naming it, each written to a temporary file and renamed into place,
+      the metadata last. A process killed mid-write (even by SIGKILL) leaves
+      the previous backup complete and in use; Keras' callback writes
+      `latest.weights.h5` in place, so a kill mid-write leaves a truncated
+      file, and a kill between its two files pairs new weights with the old
+      epoch count. A backup written by Keras' callback is still restored.
+    - Under `MultiWorkerMirroredStrategy` only the chief writes
+      `backup_dir`; the other workers save to a temporary folder (the save
+      is a collective operation they must join) that is then removed. All
+      workers restore from `backup_dir`, which must therefore be storage
+      every worker reads (a shared or cloud file system on a real cluster).
+    - Backups are taken at the end of each epoch (Keras 3 restarts an
+      interrupted epoch from its first batch, so a mid-epoch backup would
+      change the number of steps).
+
+    Args:
+        backup_dir: folder of the backup.
+        delete_checkpoint: remove `backup_dir` when training ends normally.
+    """
+
+    def __init__(self, backup_dir, delete_checkpoint=True):
+        if not backup_dir or not isinstance(backup_dir, (str, os.PathLike)):
+            raise ValueError(f"`backup_dir` must be a folder path. Received: backup_dir={backup_dir!r}")
+        super().__init__(os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=delete_checkpoint)
+
+    def _metadata(self):
+        path = os.path.join(self.backup_dir, _METADATA)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            metadata = json.load(f)
+        metadata.setdefault("weights", "latest.weights.h5")  # written by Keras' own callback
+        return metadata
+
+    def on_train_begin(self, logs=None):
+        metadata = self._metadata()
+        if metadata is None:
+            return
+        if not self.model.built:
+            raise ValueError(
+                "`BackupAndRestore` restores into a built model: build it (call it on a batch) before `fit`."
+            )
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]  # how Keras' callback resumes
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        with distribute.chief_path(self.backup_dir, self.model.distribute_strategy) as folder:
+            name = f"epoch-{epoch + 1}.weights.h5"
+            weights = os.path.join(folder, name)
+            files.replace_atomically(weights, lambda tmp: self.model.save_weights(tmp), ".weights.h5")
+            files.write_text(os.path.join(folder, _METADATA), json.dumps({"epoch": epoch + 1, "weights": name}))
+            # Older backups and debris of killed writes go only once the new one is in place.
+            for path in glob.glob(os.path.join(folder, "epoch-*.weights.h5")) + glob.glob(
+                os.path.join(folder, ".partial-*")
+            ):
+                if os.path.basename(path) != name:
+                    os.remove(path)
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and distribute.is_chief(self.model.distribute_strategy) and os.path.exists(self.backup_dir):
+            shutil.rmtree(self.backup_dir)

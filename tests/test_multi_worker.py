@@ -1,0 +1,186 @@
+"""Training across worker processes with `MultiWorkerMirroredStrategy`, and
+surviving a killed worker: real processes on localhost ports, each with its
+own `TF_CONFIG`, running the `keras-vae` command on real MNIST.
+
+Tolerance against one process: the two workers split each global batch of
+128 into halves and all-reduce their gradients; one process sums the same
+128 rows in one pass. The summation order differs, so float32 rounding
+(~1e-7 relative per step) compounds over the Adam steps; 1e-5 absolute
+(plus 1e-5 relative, for the VQ-VAE's EMA sums of whole batches of
+encodings) on every weight is far below what a real fault moves: one Adam step changes a
+weight by up to the learning rate, 1e-3, so a lost or double-counted
+gradient, a wrong batch split or different noise fails it.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vae  # noqa: F401 - registers the classes for load_model
+from keras_vae import callbacks, cli, distribute, files
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "scripts"))
+import local_cluster  # noqa: E402
+
+EXAMPLES, BATCH = 1280, 128  # 10 steps per epoch
+TOLERANCE = 1e-5
+
+
+def _train_args(model, out, tfds_dir, manual_dirs, epochs, *extra):
+    return ["train", model, "--epochs", str(epochs), "--train-examples", str(EXAMPLES), "--batch-size", str(BATCH),
+            "--output-dir", str(out), "--data-dir", str(tfds_dir), "--manual-dir", str(manual_dirs["mnist"]), *extra]
+
+
+def _command(args):
+    return [sys.executable, "-m", "keras_vae.cli", *args, "--strategy", "multi_worker"]
+
+
+def _cluster(args, log_dir, env=None, timeout=600):
+    """Runs `keras-vae ARGS --strategy multi_worker` on two local workers; returns their logs."""
+    code = local_cluster.wait(local_cluster.start_workers(_command(args), 2, log_dir=log_dir, env=env), timeout=timeout)
+    logs = [(log_dir / f"worker-{i}.log").read_text() for i in range(2)]
+    assert code == 0, logs[0][-3000:] + logs[1][-3000:]
+    return logs
+
+
+def _fingerprint(log):
+    return re.findall(r"weights sha256 ([0-9a-f]{64})", log)[-1]
+
+
+def _assert_same_weights(a, b):
+    assert [w.shape for w in a.weights] == [w.shape for w in b.weights]  # names differ in-process
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=TOLERANCE, atol=TOLERANCE, err_msg=x.path)
+
+
+@pytest.mark.parametrize("model,extra", [("vae", []), ("vq_vae", ["--codebook-update", "ema"])])
+def test_two_workers_train_as_one_process(model, extra, tmp_path, tfds_dir, manual_dirs):
+    scratch = tmp_path / "tmp"  # the workers' temporary folder
+    scratch.mkdir()
+    logs = _cluster(_train_args(model, tmp_path / "cluster", tfds_dir, manual_dirs, 2, *extra), tmp_path / "logs",
+                    env={"TMPDIR": str(scratch)})
+    # Both workers finish with bit-identical weights; only the chief kept
+    # results (the other saved into a temporary folder, since removed).
+    assert "worker finished 20 steps" in logs[1]
+    assert _fingerprint(logs[0]) == _fingerprint(logs[1])
+    assert sorted(os.listdir(tmp_path)) == ["cluster", "logs", "tmp"]
+    assert not [name for name in os.listdir(scratch) if name.startswith("keras_vae-worker-")]
+    cluster_model = keras.models.load_model(tmp_path / "cluster" / "model.keras")
+    assert files.weights_fingerprint(cluster_model) == _fingerprint(logs[0])
+    history = json.loads((tmp_path / "cluster" / "history.json").read_text())
+    assert history["steps"] == 20 and len(history["history"]["loss"]) == 2
+
+    # One process, same global batch and seed (XLA off, as under several replicas).
+    args = _train_args(model, tmp_path / "single", tfds_dir, manual_dirs, 2, *extra, "--jit-compile", "false")
+    assert cli.main(args) == 0
+    single = keras.models.load_model(tmp_path / "single" / "model.keras")
+    assert int(single.optimizer.iterations.numpy()) == 20
+    _assert_same_weights(cluster_model, single)
+    # The logged metrics are means over the whole global batch, as on one process.
+    np.testing.assert_allclose(history["history"]["loss"], json.loads(
+        (tmp_path / "single" / "history.json").read_text())["history"]["loss"], rtol=1e-4)
+
+
+def test_killed_worker_resumes_from_backup(tmp_path, tfds_dir, manual_dirs):
+    """SIGKILL one worker in the middle of an epoch (of 4); the other fails (its
+    collective has lost a peer), as a cluster manager would see it; the same
+    command restarted on both resumes after the last backup and ends with 4 epochs."""
+    backup = tmp_path / "backup"
+    args = _train_args("vae", tmp_path / "out", tfds_dir, manual_dirs, 4, "--backup-dir", str(backup))
+    workers = local_cluster.start_workers(_command(args), 2, log_dir=tmp_path / "run1")
+    metadata = backup / "training_metadata.json"
+    deadline = time.monotonic() + 300
+    while not metadata.exists():
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "no backup after epoch 1"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next epoch
+    workers[1].send_signal(signal.SIGKILL)
+    try:
+        code = workers[0].wait(timeout=120)
+    except subprocess.TimeoutExpired:  # what a cluster manager does with a stuck peer
+        workers[0].kill()
+        code = workers[0].wait()
+    assert code != 0
+    restored = json.loads(metadata.read_text())
+    assert restored["epoch"] in (1, 2, 3)  # killed after a backup, before the end
+
+    logs = _cluster(args, tmp_path / "run2")
+    assert f"Epoch {restored['epoch'] + 1}/4" in logs[0] and f"Epoch {restored['epoch']}/4" not in logs[0]
+    assert "worker finished 40 steps" in logs[1] and _fingerprint(logs[0]) == _fingerprint(logs[1])
+    assert not backup.exists()  # removed after the normal end
+    model = keras.models.load_model(tmp_path / "out" / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == 40
+    test = keras_vae.data.load_dataset("mnist", split="test[:500]", batch_size=100, binarize="static",
+                                       data_dir=str(tfds_dir), manual_dir=str(manual_dirs["mnist"]))
+    logs = model.evaluate(test, return_dict=True, verbose=0)
+    assert np.isfinite(logs["loss"]) and logs["loss"] < 250  # an untrained model scores ~540
+
+
+_KILL_MID_WRITE = """
+import os, signal, sys
+import keras, keras_vae, numpy as np
+from keras_vae import callbacks
+
+model = keras_vae.VAE(latent_dim=2, hidden_units=(8,), seed=0)
+model.compile()
+images = (np.random.default_rng(1).random((64, 28, 28, 1)) < 0.5).astype("float32")
+real_save = keras.Model.save_weights
+
+def save_then_die(self, path, *args, **kwargs):
+    if self.optimizer.iterations.numpy() > 2:  # the second epoch's backup
+        with open(path, "wb") as f:
+            f.write(b"\\x89HDF\\r\\n\\x1a\\n" + b"\\0" * 100)  # a truncated file, then SIGKILL
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_save(self, path, *args, **kwargs)
+
+keras.Model.save_weights = save_then_die
+model.fit(images, batch_size=32, epochs=3, verbose=0, callbacks=[callbacks.BackupAndRestore(sys.argv[1])])
+"""
+
+
+def test_backup_killed_mid_write_restores_the_previous_epoch(tmp_path):
+    backup = tmp_path / "backup"
+    result = subprocess.run([sys.executable, "-c", _KILL_MID_WRITE, str(backup)], capture_output=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
+    assert json.loads((backup / "training_metadata.json").read_text()) == {
+        "epoch": 1, "weights": "epoch-1.weights.h5"}
+    assert [p for p in os.listdir(backup) if p.startswith(".partial-")]  # the debris of the kill
+
+    model = keras_vae.VAE(latent_dim=2, hidden_units=(8,), seed=0)
+    model.compile()
+    images = (np.random.default_rng(1).random((64, 28, 28, 1)) < 0.5).astype("float32")
+    history = model.fit(images, batch_size=32, epochs=3, verbose=0,
+                        callbacks=[callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
+    assert history.epoch == [1, 2] and int(model.optimizer.iterations.numpy()) == 6
+    assert sorted(os.listdir(backup)) == ["epoch-3.weights.h5", "training_metadata.json"]
+
+
+def test_tf_config_errors(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="`TF_CONFIG` must be JSON"):
+        distribute.num_workers()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ValueError, match="'cluster' mapping"):
+        distribute.strategy("multi_worker")
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(ValueError, match="reads the cluster from the TF_CONFIG"):
+        distribute.strategy("multi_worker")
+    with pytest.raises(ValueError, match=r"`strategy` must be one of .*Received: strategy='tpu'"):
+        distribute.strategy("tpu")
+    monkeypatch.setenv("TF_CONFIG", local_cluster.tf_config([1234, 1235, 1236], 2))
+    assert distribute.num_workers() == 3
+
+
+def test_several_workers_need_a_data_seed(monkeypatch, tfds_dir, manual_dirs):
+    monkeypatch.setenv("TF_CONFIG", local_cluster.tf_config([1234, 1235], 0))
+    with pytest.raises(ValueError, match="`seed` must be set when TF_CONFIG names several workers"):
+        keras_vae.data.load_dataset("mnist", split="train[:100]", batch_size=10, seed=None,
+                                    data_dir=str(tfds_dir), manual_dir=str(manual_dirs["mnist"]))
