@@ -90,6 +90,9 @@ def build_parser():
     prior.add_argument("--train-examples", type=int, help="use only the first N training images (quick trials)")
     prior.add_argument("--learning-rate", type=float, default=1e-3)
     prior.add_argument("--seed", type=int, default=0)
+    prior.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
+                       help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
+    prior.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted")
     prior.add_argument("--output", help="where to save the model with its prior (default: overwrite model_path)")
 
     sample = sub.add_parser("sample", help="write a PNG grid of prior samples from a saved model")
@@ -257,13 +260,15 @@ def train(args):
 def train_prior(args):
     import keras
 
-    from keras_vae import files, plotting
+    from keras_vae import callbacks, distribute, files, plotting
 
     _check_run_args(args)
     output = args.output or args.model_path
     if not output.endswith(".keras"):
         raise ValueError(f"`--output` must be a .keras file name. Received: --output={output!r}")
-    model = _load(args.model_path)
+    strategy = distribute.strategy(args.strategy)
+    with strategy.scope():
+        model = _load(args.model_path)
     if not hasattr(model, "fit_prior"):
         raise ValueError(
             f"`model_path` must hold a model with a learned prior (vq_vae). "
@@ -272,17 +277,25 @@ def train_prior(args):
     keras.utils.set_random_seed(args.seed)
     train_ds = _dataset(args, "train", model.likelihood_name, training=False, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
-    model.pixelcnn.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    with strategy.scope():
+        model.pixelcnn.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    backup = [callbacks.BackupAndRestore(args.backup_dir)] if args.backup_dir else []
     start = time.perf_counter()
     history = model.fit_prior(train_ds, validation_data=test_ds, epochs=args.epochs, batch_size=args.batch_size,
-                              verbose=1 if sys.stdout.isatty() else 2)
+                              shuffle_seed=args.seed, callbacks=backup, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
-    files.save_model(model, output)
+    fingerprint = files.weights_fingerprint(model)
+    with distribute.chief_path(output, strategy) as path:  # every worker saves (a collective); the chief keeps it
+        files.save_model(model, path)
+    if not distribute.is_chief(strategy):
+        print(f"prior: worker finished {model.pixelcnn.optimizer.iterations.numpy()} steps; "
+              f"weights sha256 {fingerprint}")
+        return 0
     samples = os.path.join(os.path.dirname(os.path.abspath(output)), "samples.png")
     plotting.plot_samples(model, samples, seed=args.seed)
     print(
         f"prior of {args.model_path}: {args.epochs} epochs in {seconds:.1f} s; test cross-entropy "
-        f"{history.history['val_loss'][-1]:.4f} nats per code; wrote {output} and {samples}"
+        f"{history.history['val_loss'][-1]:.4f} nats per code; weights sha256 {fingerprint}; wrote {output} and {samples}"
     )
     return 0
 

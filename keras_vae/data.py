@@ -260,6 +260,4 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     # Under several workers every worker builds this same pipeline (same
     # seed, same order) and keeps its own share of each global batch: TFDS
     # stores MNIST in one file per split, so sharding by file cannot apply.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return distribute.shardable(ds).prefetch(tf.data.AUTOTUNE)

@@ -102,3 +102,12 @@ def chief_path(path, strategy_):
         yield os.path.join(folder, os.path.basename(os.path.normpath(path)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def shardable(dataset):
+    """`dataset` with `AutoShardPolicy.DATA`: under several workers each one
+    builds the same pipeline and keeps its own share of every global batch
+    (needed when the data is not split into at least one file per worker)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

@@ -17,7 +17,7 @@ from `model.serving_signatures()`; for the Gaussian-posterior models:
 has no `score` (it defines no density). The version directory is written
 under a hidden temporary name next to it and renamed into place when
 complete, so a server watching `<base_path>/<model_name>` never sees half a
-model.
+model. Under several workers only the chief's export is kept.
 """
 
 import os
@@ -26,7 +26,7 @@ import tempfile
 
 import keras
 
-from keras_vae import validation
+from keras_vae import distribute, validation
 
 
 def export_serving(model, base_path, version=1, model_name=None, overwrite=False, verbose=False):
@@ -59,7 +59,16 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
             f"Received: model_name={model_name!r}"
         )
     signatures = model.serving_signatures()  # raises before anything is written
-    model_dir = os.path.join(os.fspath(base_path), model_name)
+    base_path = os.fspath(base_path)
+    # Under several workers every worker exports (the export reads synchronised
+    # variables); only the chief's copy is kept.
+    with distribute.chief_path(base_path, model.distribute_strategy) as where:
+        _write(model, signatures, where, model_name, version, overwrite, verbose)
+    return os.path.join(base_path, model_name, str(version))
+
+
+def _write(model, signatures, base_path, model_name, version, overwrite, verbose):
+    model_dir = os.path.join(base_path, model_name)
     target = os.path.join(model_dir, str(version))
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(
@@ -89,4 +98,3 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    return target

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae import validation
+from keras_vae import distribute, validation
 from keras_vae.layers import networks
 from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
 from keras_vae.models.base import BaseVAE
@@ -197,16 +197,29 @@ class VQVAE(BaseVAE):
         maps = [self._code_map_function(keras.utils.unpack_x_y_sample_weight(b)[0]).numpy() for b in x]
         return np.concatenate(maps) if maps else np.zeros((0, *self.code_map_shape), "int32")
 
-    def fit_prior(self, x, validation_data=None, epochs=1, batch_size=128, **kwargs):
+    def fit_prior(self, x, validation_data=None, epochs=1, batch_size=128, shuffle_seed=0, **kwargs):
         """Trains the PixelCNN prior with `self.pixelcnn.fit` on the code maps
         of `x` (and of `validation_data`: images, not codes). Compiles it with
         Adam first unless `self.pixelcnn` was compiled; `kwargs` go to `fit`
-        (`callbacks`, `verbose`, ...). Returns the `History`."""
+        (`callbacks`, `verbose`, ...). Returns the `History`.
+
+        Under several workers (`MultiWorkerMirroredStrategy`, which cannot
+        split numpy arrays) every worker collects all code maps and feeds
+        them as a dataset shuffled with `shuffle_seed`, global
+        batches of `batch_size` (the last partial one dropped), of which
+        each worker keeps its share."""
         codes = self.code_maps(x)
         if validation_data is not None:
             validation_data = (self.code_maps(validation_data),)
         if not self.pixelcnn.compiled:
             self.pixelcnn.compile()
+        if distribute.is_multi_worker(self.distribute_strategy):
+            codes = distribute.shardable(tf.data.Dataset.from_tensor_slices(codes).shuffle(
+                len(codes), seed=shuffle_seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=True))
+            if validation_data is not None:
+                validation_data = distribute.shardable(
+                    tf.data.Dataset.from_tensor_slices(validation_data[0]).batch(batch_size))
+            batch_size = None
         return self.pixelcnn.fit(
             codes, validation_data=validation_data, epochs=epochs, batch_size=batch_size, **kwargs
         )
