@@ -34,18 +34,30 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       is a collective operation they must join) that is then removed. All
       workers restore from `backup_dir`, which must therefore be storage
       every worker reads (a shared or cloud file system on a real cluster).
+    - Backups are written with `fsync` before their rename, so they also
+      survive a machine crash, not only a killed process.
     - Backups are taken at the end of each epoch (Keras 3 restarts an
       interrupted epoch from its first batch, so a mid-epoch backup would
       change the number of steps).
 
+    Pass it first in `callbacks`, so that the others see restored weights.
+    Like Keras' callback it restores the model and optimizer (the learning
+    rate included, so `LearningRateScheduler` continues), not the state of
+    other callbacks (`EarlyStopping`, `ReduceLROnPlateau`).
+
     Args:
-        backup_dir: folder of the backup.
-        delete_checkpoint: remove `backup_dir` when training ends normally.
+        backup_dir: folder of the backup, on a local or mounted file system.
+        delete_checkpoint: remove `backup_dir` when training ends normally
+            (pass `False` and call `remove_backup()` once the results are
+            saved, so that a kill in between still resumes).
     """
 
     def __init__(self, backup_dir, delete_checkpoint=True):
-        if not backup_dir or not isinstance(backup_dir, (str, os.PathLike)):
-            raise ValueError(f"`backup_dir` must be a folder path. Received: backup_dir={backup_dir!r}")
+        if not backup_dir or not isinstance(backup_dir, (str, os.PathLike)) or "://" in os.fspath(backup_dir):
+            raise ValueError(
+                "`backup_dir` must be a folder path on a local or mounted file system (not a URL). "
+                f"Received: backup_dir={backup_dir!r}"
+            )
         super().__init__(os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=delete_checkpoint)
 
     def _metadata(self):
@@ -58,6 +70,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         return metadata
 
     def on_train_begin(self, logs=None):
+        self._restored_epoch = self._current_epoch = 0
         metadata = self._metadata()
         if metadata is None:
             return
@@ -65,10 +78,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 "`BackupAndRestore` restores into a built model: build it (call it on a batch) before `fit`."
             )
-        if self.model.optimizer is not None and not self.model.optimizer.built:
+        if hasattr(self.model, "_build_optimizer"):  # the package's models: slots for what they train
+            self.model._build_optimizer()
+        elif self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
-        self.model._initial_epoch = metadata["epoch"]  # how Keras' callback resumes
+        self.model._initial_epoch = self._restored_epoch = metadata["epoch"]  # how Keras' callback resumes
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -88,5 +103,16 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         pass
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and distribute.is_chief(self.model.distribute_strategy) and os.path.exists(self.backup_dir):
-            shutil.rmtree(self.backup_dir)
+        self.model._initial_epoch = None  # a later `fit` of the same model starts afresh
+        # Only after an epoch of this run: every worker has then restored
+        # (the epoch's collectives wait for all), so none still needs the backup.
+        ran = self._current_epoch > self._restored_epoch
+        if self.delete_checkpoint and ran and distribute.is_chief(self.model.distribute_strategy):
+            self.remove_backup()
+
+    def remove_backup(self):
+        """Deletes `backup_dir`, its metadata first: a kill midway leaves no
+        metadata naming a deleted file (the next run then starts afresh)."""
+        if os.path.exists(os.path.join(self.backup_dir, _METADATA)):
+            os.remove(os.path.join(self.backup_dir, _METADATA))
+        shutil.rmtree(self.backup_dir, ignore_errors=True)

@@ -75,6 +75,7 @@ def build_parser():
     train.add_argument("--prior-kernel-size", type=int, help="masked convolution width of the prior (vq_vae)")
     train.add_argument("--prior-dropout", type=float, help="dropout rate inside the prior's blocks (vq_vae)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     train.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
@@ -207,7 +208,7 @@ def train(args):
     import numpy as np
 
     import keras_vae
-    from keras_vae import callbacks, distribute, files, plotting
+    from keras_vae import distribute, files, plotting
 
     _check_run_args(args)
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
@@ -219,10 +220,11 @@ def train(args):
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit)
+        optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[args.optimizer]
+        model.compile(optimizer=optimizer(args.learning_rate), jit_compile=jit)
     train_ds = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
-    backup = [callbacks.BackupAndRestore(args.backup_dir)] if args.backup_dir else []
+    backup = _backup(args)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup,
                         verbose=1 if sys.stdout.isatty() else 2)
@@ -230,12 +232,14 @@ def train(args):
     fingerprint = files.weights_fingerprint(model)
     with distribute.chief_path(out, strategy) as folder:  # every worker saves (a collective); only the chief keeps it
         files.save_model(model, os.path.join(folder, "model.keras"))
+    _remove_backup(backup, strategy)
     if not distribute.is_chief(strategy):
         print(f"{args.model}: worker finished {model.optimizer.iterations.numpy()} steps; "
               f"weights sha256 {fingerprint}")
         return 0
     _write_json({"config": {k: v for k, v in vars(args).items() if k != "func"}, "seconds": seconds,
                  "steps": int(model.optimizer.iterations.numpy()), "weights_sha256": fingerprint,
+                 "epochs_in_this_run": [e + 1 for e in history.epoch],  # fewer after a resume
                  "history": history.history}, os.path.join(out, "history.json"))
     test_batch = next(iter(test_ds))
     plots = ["reconstructions", "interpolations"]
@@ -260,7 +264,7 @@ def train(args):
 def train_prior(args):
     import keras
 
-    from keras_vae import callbacks, distribute, files, plotting
+    from keras_vae import distribute, files, plotting
 
     _check_run_args(args)
     output = args.output or args.model_path
@@ -279,7 +283,7 @@ def train_prior(args):
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
     with strategy.scope():
         model.pixelcnn.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    backup = [callbacks.BackupAndRestore(args.backup_dir)] if args.backup_dir else []
+    backup = _backup(args)
     start = time.perf_counter()
     history = model.fit_prior(train_ds, validation_data=test_ds, epochs=args.epochs, batch_size=args.batch_size,
                               shuffle_seed=args.seed, callbacks=backup, verbose=1 if sys.stdout.isatty() else 2)
@@ -287,6 +291,7 @@ def train_prior(args):
     fingerprint = files.weights_fingerprint(model)
     with distribute.chief_path(output, strategy) as path:  # every worker saves (a collective); the chief keeps it
         files.save_model(model, path)
+    _remove_backup(backup, strategy)
     if not distribute.is_chief(strategy):
         print(f"prior: worker finished {model.pixelcnn.optimizer.iterations.numpy()} steps; "
               f"weights sha256 {fingerprint}")
@@ -295,9 +300,24 @@ def train_prior(args):
     plotting.plot_samples(model, samples, seed=args.seed)
     print(
         f"prior of {args.model_path}: {args.epochs} epochs in {seconds:.1f} s; test cross-entropy "
-        f"{history.history['val_loss'][-1]:.4f} nats per code; weights sha256 {fingerprint}; wrote {output} and {samples}"
+        f"{history.history.get('val_loss', [float('nan')])[-1]:.4f} nats per code; weights sha256 {fingerprint}; "
+        f"wrote {output} and {samples}"
     )
     return 0
+
+
+def _backup(args):
+    """`[BackupAndRestore]` for `--backup-dir`, kept until the results are saved."""
+    from keras_vae import callbacks
+
+    return [callbacks.BackupAndRestore(args.backup_dir, delete_checkpoint=False)] if args.backup_dir else []
+
+
+def _remove_backup(backup, strategy):
+    from keras_vae import distribute
+
+    if backup and distribute.is_chief(strategy):
+        backup[0].remove_backup()
 
 
 def _load(path):

@@ -60,21 +60,22 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
         )
     signatures = model.serving_signatures()  # raises before anything is written
     base_path = os.fspath(base_path)
+    target = os.path.join(base_path, model_name, str(version))
+    if os.path.exists(target) and not overwrite:  # checked by every worker alike
+        raise FileExistsError(
+            f"`version` {version} already exists at {target}; pass overwrite=True (CLI: --overwrite) "
+            f"to replace it. Received: version={version}"
+        )
     # Under several workers every worker exports (the export reads synchronised
     # variables); only the chief's copy is kept.
     with distribute.chief_path(base_path, model.distribute_strategy) as where:
         _write(model, signatures, where, model_name, version, overwrite, verbose)
-    return os.path.join(base_path, model_name, str(version))
+    return target
 
 
 def _write(model, signatures, base_path, model_name, version, overwrite, verbose):
     model_dir = os.path.join(base_path, model_name)
     target = os.path.join(model_dir, str(version))
-    if os.path.exists(target) and not overwrite:
-        raise FileExistsError(
-            f"`version` {version} already exists at {target}; pass overwrite=True (CLI: --overwrite) "
-            f"to replace it. Received: version={version}"
-        )
     os.makedirs(model_dir, exist_ok=True)
     # Hidden and non-numeric: TF Serving ignores it while it is written.
     tmp = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=model_dir)

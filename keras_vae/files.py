@@ -15,12 +15,29 @@ def replace_atomically(path, write, suffix):
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:  # on disk before it can replace anything
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _fsync_folder(folder):
+    """Makes a rename in `folder` durable (where the OS allows opening folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_model(model, path):
@@ -42,10 +59,11 @@ def write_text(path, text):
 
 
 def weights_fingerprint(model):
-    """sha256 of the model's weights (values, in order): equal fingerprints,
-    bit-identical models."""
+    """sha256 of the model's weights (shapes, dtypes and values, in order;
+    not their generated names): equal fingerprints, bit-identical weights."""
     digest = hashlib.sha256()
     for variable in model.weights:
-        digest.update(variable.path.encode())
-        digest.update(variable.numpy().tobytes())
+        value = variable.numpy()
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
     return digest.hexdigest()

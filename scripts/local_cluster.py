@@ -80,7 +80,8 @@ def wait(processes, timeout=None):
             p.kill()
             p.wait()
     if failed:
-        return 1 if failed[0] == "timeout" else failed[0]
+        code = failed[0]
+        return 1 if code == "timeout" else (128 - code if code < 0 else code)  # killed by signal N: 128 + N
     return 0
 
 

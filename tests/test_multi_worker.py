@@ -5,11 +5,14 @@ own `TF_CONFIG`, running the `keras-vae` command on real MNIST.
 Tolerance against one process: the two workers split each global batch of
 128 into halves and all-reduce their gradients; one process sums the same
 128 rows in one pass. The summation order differs, so float32 rounding
-(~1e-7 relative per step) compounds over the Adam steps; 1e-5 absolute
-(plus 1e-5 relative, for the VQ-VAE's EMA sums of whole batches of
-encodings) on every weight is far below what a real fault moves: one Adam step changes a
-weight by up to the learning rate, 1e-3, so a lost or double-counted
-gradient, a wrong batch split or different noise fails it.
+(~1e-7 relative per step) compounds over the steps; 1e-5 absolute (plus
+1e-5 relative, for the VQ-VAE's EMA sums over whole batches of encodings)
+on every weight is far below what a fault moves. The `vae` runs train with
+SGD, whose step is the learning rate (1e-3) times the gradient itself, so a
+gradient that is not the mean over the global batch (a missing or doubled
+replica scaling, one worker's half only, other data or noise) moves weights
+by far more than 1e-5; Adam (the `vq_vae` run) would hide a uniform scaling
+error, since its step does not depend on the gradient's scale.
 """
 
 import json
@@ -61,7 +64,7 @@ def _assert_same_weights(a, b):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=TOLERANCE, atol=TOLERANCE, err_msg=x.path)
 
 
-@pytest.mark.parametrize("model,extra", [("vae", []), ("vq_vae", ["--codebook-update", "ema"])])
+@pytest.mark.parametrize("model,extra", [("vae", ["--optimizer", "sgd"]), ("vq_vae", ["--codebook-update", "ema"])])
 def test_two_workers_train_as_one_process(model, extra, tmp_path, tfds_dir, manual_dirs):
     scratch = tmp_path / "tmp"  # the workers' temporary folder
     scratch.mkdir()
@@ -94,8 +97,11 @@ def test_killed_worker_resumes_from_backup(tmp_path, tfds_dir, manual_dirs):
     collective has lost a peer), as a cluster manager would see it; the same
     command restarted on both resumes after the last backup and ends with 4 epochs."""
     backup = tmp_path / "backup"
+    scratch = tmp_path / "tmp"  # the workers' temporary folder
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
     args = _train_args("vae", tmp_path / "out", tfds_dir, manual_dirs, 4, "--backup-dir", str(backup))
-    workers = local_cluster.start_workers(_command(args), 2, log_dir=tmp_path / "run1")
+    workers = local_cluster.start_workers(_command(args), 2, log_dir=tmp_path / "run1", env=env)
     metadata = backup / "training_metadata.json"
     deadline = time.monotonic() + 300
     while not metadata.exists():
@@ -112,7 +118,7 @@ def test_killed_worker_resumes_from_backup(tmp_path, tfds_dir, manual_dirs):
     restored = json.loads(metadata.read_text())
     assert restored["epoch"] in (1, 2, 3)  # killed after a backup, before the end
 
-    logs = _cluster(args, tmp_path / "run2")
+    logs = _cluster(args, tmp_path / "run2", env=env)
     assert f"Epoch {restored['epoch'] + 1}/4" in logs[0] and f"Epoch {restored['epoch']}/4" not in logs[0]
     assert "worker finished 40 steps" in logs[1] and _fingerprint(logs[0]) == _fingerprint(logs[1])
     assert not backup.exists()  # removed after the normal end
@@ -163,6 +169,27 @@ def test_backup_killed_mid_write_restores_the_previous_epoch(tmp_path):
     assert sorted(os.listdir(backup)) == ["epoch-3.weights.h5", "training_metadata.json"]
 
 
+def test_backup_and_restore_lifecycle(tmp_path):
+    with pytest.raises(ValueError, match="`backup_dir` must be a folder path .*Received: backup_dir='gs://b/run'"):
+        callbacks.BackupAndRestore("gs://b/run")
+    model = keras_vae.VAE(latent_dim=2, hidden_units=(8,), seed=0)
+    model.compile()
+    images = (np.random.default_rng(1).random((64, 28, 28, 1)) < 0.5).astype("float32")
+
+    def fit(backup, **kwargs):
+        return model.fit(images, batch_size=32, epochs=2, verbose=0,
+                         callbacks=[callbacks.BackupAndRestore(backup, **kwargs)]).epoch
+
+    assert fit(tmp_path / "a") == [0, 1] and not (tmp_path / "a").exists()  # removed at the normal end
+    assert fit(tmp_path / "a") == [0, 1]  # a later fit starts afresh
+    assert fit(tmp_path / "b", delete_checkpoint=False) == [0, 1]
+    # Every epoch already backed up: nothing runs, and the backup stays (a
+    # worker of the same cluster may not have restored it yet).
+    assert fit(tmp_path / "b") == [] and (tmp_path / "b" / "epoch-2.weights.h5").exists()
+    callbacks.BackupAndRestore(tmp_path / "b").remove_backup()
+    assert not (tmp_path / "b").exists()
+
+
 def test_tf_config_errors(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="`TF_CONFIG` must be JSON"):
@@ -211,9 +238,11 @@ for name, build in models.items():
         model.compile()
     grey = name == "vq_vae"
     history = model.fit(images(None if grey else "dynamic"), epochs=2, verbose=0)
+    steps = int(model.optimizer.iterations.numpy())
     if grey:
         model.fit_prior(images(None), epochs=2, batch_size=64, verbose=0)
-    print(name, int(model.optimizer.iterations.numpy()), round(history.history["loss"][-1], 4),
+        steps += int(model.pixelcnn.optimizer.iterations.numpy())
+    print(name, steps, round(history.history["loss"][-1], 4),
           "weights sha256", files.weights_fingerprint(model), flush=True)
     if name == "vae":
         model.export_serving(sys.argv[3], version=1)
@@ -236,8 +265,8 @@ def test_every_zoo_model_trains_on_two_workers(tmp_path, tfds_dir, manual_dirs):
     results = [re.findall(r"^(\w+) (\d+) (\S+) weights sha256 (\w+)$", log, re.M) for log in logs]
     assert [r[0] for r in results[0]] == ["vae", "beta_vae_capacity", "conv_vae", "ae", "vq_vae"]
     assert results[0] == results[1]
-    for name, steps, loss, _ in results[0]:
-        assert int(steps) == 16 and np.isfinite(float(loss)), name
+    for name, steps, loss, _ in results[0]:  # 2 epochs of 8 steps (and as many for the prior)
+        assert int(steps) == (32 if name == "vq_vae" else 16) and np.isfinite(float(loss)), name
     # Both workers exported; the chief's SavedModel is the one kept.
     assert os.listdir(tmp_path / "serving" / "vae") == ["1"]
     assert (tmp_path / "serving" / "vae" / "1" / "saved_model.pb").is_file()

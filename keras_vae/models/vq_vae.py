@@ -214,6 +214,11 @@ class VQVAE(BaseVAE):
         if not self.pixelcnn.compiled:
             self.pixelcnn.compile()
         if distribute.is_multi_worker(self.distribute_strategy):
+            if len(codes) < batch_size:
+                raise ValueError(
+                    f"`batch_size` must be at most the number of training examples ({len(codes)}) under "
+                    f"several workers (partial batches are dropped). Received: batch_size={batch_size}"
+                )
             codes = distribute.shardable(tf.data.Dataset.from_tensor_slices(codes).shuffle(
                 len(codes), seed=shuffle_seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=True))
             if validation_data is not None:
