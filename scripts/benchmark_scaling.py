@@ -7,8 +7,10 @@ machine (`MirroredStrategy`) and on one and two local worker processes
 Every configuration runs in a fresh process (logical devices and the
 multi-worker runtime must be set before TensorFlow starts), trains the same
 model on the same real MNIST images with the same global batch for one
-warm-up epoch (tracing, cluster setup) and one timed epoch, and reports
-samples per second of the timed epoch. The replicated configurations train
+warm-up epoch (tracing, cluster setup) and `--timed-epochs` timed epochs;
+the configurations run `--rounds` times, in turn (the second round in
+reverse order, to spread the machine's drift), and the table gives the
+median over all timed epochs of a configuration, in samples per second. The replicated configurations train
 without XLA and with one step per execution (see the README); the baseline
 row "1 device" uses the same settings, "1 device, default compile" the
 model's own defaults.
@@ -20,6 +22,8 @@ import os
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import local_cluster  # noqa: E402
@@ -37,7 +41,7 @@ _WORKER = """
 import json, os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
-name, devices, own_defaults, model_name, batch, examples, data_dir, manual_dir = sys.argv[1:]
+name, devices, own_defaults, model_name, batch, examples, timed, data_dir, manual_dir = sys.argv[1:]
 if name == "mirrored":
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(devices))
@@ -53,22 +57,23 @@ ds = data.load_dataset("mnist", split=f"train[:{examples}]", batch_size=int(batc
                        data_dir=data_dir, manual_dir=manual_dir)
 
 class Clock(keras.callbacks.Callback):
+    seconds = []
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds = time.perf_counter() - self.start
+        self.seconds.append(time.perf_counter() - self.start)
 
 clock = Clock()
-model.fit(ds, epochs=2, verbose=0, callbacks=[clock])
-steps = int(examples) // int(batch)
+model.fit(ds, epochs=1 + int(timed), verbose=0, callbacks=[clock])
+samples = int(examples) // int(batch) * int(batch)
 if distribute.is_chief(strategy):
-    print("RESULT", json.dumps({"samples_per_second": steps * int(batch) / clock.seconds}), flush=True)
+    print("RESULT", json.dumps([samples / t for t in clock.seconds[1:]]), flush=True)
 """
 
 
 def run_config(name, devices, own_defaults, args, log_dir):
     argv = [name, str(devices), "1" if own_defaults else "0", args.model, str(args.batch_size),
-            str(args.examples), args.data_dir or "", args.manual_dir or ""]
+            str(args.examples), str(args.timed_epochs), args.data_dir or "", args.manual_dir or ""]
     command = [sys.executable, "-c", _WORKER, *argv]
     workers = devices if name == "multi_worker" else 1
     if name == "multi_worker":
@@ -81,7 +86,7 @@ def run_config(name, devices, own_defaults, args, log_dir):
         raise RuntimeError(f"{name} ({devices}) failed; see {log_dir}")
     with open(os.path.join(log_dir, "worker-0.log")) as f:
         line = [line for line in f if line.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])["samples_per_second"]
+    return json.loads(line[len("RESULT "):])
 
 
 def main(argv=None):
@@ -91,24 +96,28 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=20480, help="training images per epoch")
     parser.add_argument("--data-dir")
     parser.add_argument("--manual-dir")
+    parser.add_argument("--timed-epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--log-dir", default=os.path.join("runs", "benchmark_scaling"))
     args = parser.parse_args(argv)
     from keras_vae import data  # prepare once, before several processes read it
 
     data.prepare("mnist", data_dir=args.data_dir, manual_dir=args.manual_dir)
     start = time.perf_counter()
-    rows = []
-    for label, name, devices, own_defaults in CONFIGS:
-        log_dir = os.path.join(args.log_dir, f"{args.model}-{name}-{devices}-{int(own_defaults)}")
-        rate = run_config(name, devices, own_defaults, args, log_dir)
-        rows.append((label, rate))
-        print(f"{label}: {rate:,.0f} samples/s", flush=True)
-    base = dict(rows)["1 device"]
+    rates = {label: [] for label, *_ in CONFIGS}
+    for round_ in range(args.rounds):
+        for label, name, devices, own_defaults in CONFIGS[:: 1 if round_ % 2 == 0 else -1]:
+            log_dir = os.path.join(args.log_dir, f"{args.model}-{name}-{devices}-{int(own_defaults)}-{round_}")
+            rates[label] += run_config(name, devices, own_defaults, args, log_dir)
+            print(f"round {round_}, {label}: {rates[label][-1]:,.0f} samples/s", flush=True)
+    median = {label: float(np.median(values)) for label, values in rates.items()}
+    base = median["1 device"]
     print(f"\n{args.model}, global batch {args.batch_size}, {args.examples} MNIST images per epoch, "
-          f"{time.perf_counter() - start:.0f} s in all\n")
-    print("| configuration | samples/s | ratio to 1 device |\n|---|---|---|")
-    for label, rate in rows:
-        print(f"| {label} | {rate:,.0f} | {rate / base:.2f} |")
+          f"median of {args.rounds} x {args.timed_epochs} timed epochs, {time.perf_counter() - start:.0f} s in all\n")
+    print("| configuration | samples/s | ratio to 1 device | spread (min-max) |\n|---|---|---|---|")
+    for label, _, _, _ in CONFIGS:
+        print(f"| {label} | {median[label]:,.0f} | {median[label] / base:.2f} | "
+              f"{min(rates[label]):,.0f}-{max(rates[label]):,.0f} |")
     return 0
 
 
