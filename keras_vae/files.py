@@ -15,6 +15,7 @@ def replace_atomically(path, write, suffix):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # as `open` would create it (mkstemp makes 0600)
         with open(tmp, "rb+") as f:  # on disk before it can replace anything
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -24,6 +25,12 @@ def replace_atomically(path, write, suffix):
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder):

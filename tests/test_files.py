@@ -35,3 +35,12 @@ def test_save_model_wants_a_keras_file_name(tmp_path):
 def test_write_text_creates_folders(tmp_path):
     files.write_text(tmp_path / "a" / "b.json", "{}")
     assert (tmp_path / "a" / "b.json").read_text() == "{}"
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = files.write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644  # not mkstemp's 0600
