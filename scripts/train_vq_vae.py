@@ -99,12 +99,13 @@ def train_autoencoder(args, timings, variance):
         likelihood="gaussian", likelihood_scale=float(np.sqrt(variance / 2)), seed=args.seed, name="vq_vae",
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_vq_vae"))
+    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_vq_vae"), delete_checkpoint=False)
     model.fit(
         images("train", args, shuffle=True), epochs=args.epochs, verbose=2,
         callbacks=[backup, timings.callback("vq_vae_fit")],
     )
     files.save_model(model, path)
+    backup.remove_backup()  # only now: a kill before the save still resumes
     return model
 
 
@@ -160,13 +161,14 @@ def train_prior(args, timings, model, train_codes, variants=None):
     split = int(0.9 * len(train_codes))
     steps = args.prior_epochs * (split // args.batch_size + bool(split % args.batch_size))
     model.pixelcnn.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)))
-    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_prior"))
+    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_prior"), delete_checkpoint=False)
     history = model.pixelcnn.fit(
         **prior_training_data(args, train_codes, variants, split), validation_data=(train_codes[split:],),
         epochs=args.prior_epochs, verbose=2, callbacks=[backup, timings.callback("prior_fit")],
     )
     files.write_text(os.path.join(args.work_dir, "prior_history.json"), json.dumps(history.history))
     files.save_model(model, path)
+    backup.remove_backup()  # only now: a kill before the save still resumes
     return model
 
 

@@ -160,8 +160,9 @@ def train(args, recipe, timings):
     keras.utils.set_random_seed(args.seed)
     model = recipe["model"]()
     model.compile(optimizer=recipe["optimizer"]())
+    backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup"), delete_checkpoint=False)
     run_callbacks = [
-        callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup")),
+        backup,
         timings.callback("fit"),
         keras.callbacks.CSVLogger(os.path.join(args.work_dir, "history.csv"), append=True),
     ]
@@ -169,6 +170,7 @@ def train(args, recipe, timings):
         run_callbacks.append(keras.callbacks.LearningRateScheduler(recipe["schedule"]))
     model.fit(dataset(args, recipe, "train", training=True), epochs=args.epochs, verbose=2, callbacks=run_callbacks)
     files.save_model(model, path)
+    backup.remove_backup()  # only now: a kill before the save still resumes
     return model
 
 
