@@ -208,7 +208,7 @@ def train(args):
     import numpy as np
 
     import keras_vae
-    from keras_vae import distribute, files, plotting
+    from keras_vae import distribute, plotting
 
     _check_run_args(args)
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
@@ -229,13 +229,8 @@ def train(args):
     history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup,
                         verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
-    fingerprint = files.weights_fingerprint(model)
-    with distribute.chief_path(out, strategy) as folder:  # every worker saves (a collective); only the chief keeps it
-        files.save_model(model, os.path.join(folder, "model.keras"))
-    _remove_backup(backup, strategy)
+    fingerprint = _save_trained(model, os.path.join(out, "model.keras"), strategy, backup, model.optimizer, args.model)
     if not distribute.is_chief(strategy):
-        print(f"{args.model}: worker finished {model.optimizer.iterations.numpy()} steps; "
-              f"weights sha256 {fingerprint}")
         return 0
     _write_json({"config": {k: v for k, v in vars(args).items() if k != "func"}, "seconds": seconds,
                  "steps": int(model.optimizer.iterations.numpy()), "weights_sha256": fingerprint,
@@ -264,7 +259,7 @@ def train(args):
 def train_prior(args):
     import keras
 
-    from keras_vae import distribute, files, plotting
+    from keras_vae import distribute, plotting
 
     _check_run_args(args)
     output = args.output or args.model_path
@@ -288,13 +283,8 @@ def train_prior(args):
     history = model.fit_prior(train_ds, validation_data=test_ds, epochs=args.epochs, batch_size=args.batch_size,
                               shuffle_seed=args.seed, callbacks=backup, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
-    fingerprint = files.weights_fingerprint(model)
-    with distribute.chief_path(output, strategy) as path:  # every worker saves (a collective); the chief keeps it
-        files.save_model(model, path)
-    _remove_backup(backup, strategy)
+    fingerprint = _save_trained(model, output, strategy, backup, model.pixelcnn.optimizer, "prior")
     if not distribute.is_chief(strategy):
-        print(f"prior: worker finished {model.pixelcnn.optimizer.iterations.numpy()} steps; "
-              f"weights sha256 {fingerprint}")
         return 0
     samples = os.path.join(os.path.dirname(os.path.abspath(output)), "samples.png")
     plotting.plot_samples(model, samples, seed=args.seed)
@@ -313,11 +303,19 @@ def _backup(args):
     return [callbacks.BackupAndRestore(args.backup_dir, delete_checkpoint=False)] if args.backup_dir else []
 
 
-def _remove_backup(backup, strategy):
-    from keras_vae import distribute
+def _save_trained(model, path, strategy, backup, optimizer, what):
+    """Saves `model` to `path` (every worker saves, a collective; only the
+    chief keeps it), then drops the backup; returns the weights' sha256."""
+    from keras_vae import distribute, files
 
-    if backup and distribute.is_chief(strategy):
+    fingerprint = files.weights_fingerprint(model)
+    with distribute.chief_path(path, strategy) as where:
+        files.save_model(model, where)
+    if not distribute.is_chief(strategy):
+        print(f"{what}: worker finished {optimizer.iterations.numpy()} steps; weights sha256 {fingerprint}")
+    elif backup:
         backup[0].remove_backup()
+    return fingerprint
 
 
 def _load(path):
