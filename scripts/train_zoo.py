@@ -179,20 +179,25 @@ def reconstruction_losses(model, ds):
     return np.concatenate([-model.decode(model.latent(x)).log_prob(x).numpy() for x in ds])
 
 
-def resumable_scores(model, ds, k, path, save_every=10):
+def resumable_scores(model, ds, k, path, timings, save_every=10):
     """`model.score(ds, k, seed=0)`, batch by batch, with the finished
     batches kept in `path`: a killed evaluation resumes where it stopped.
     (`score` draws each batch's noise from the same seed, so this equals one
-    call over the whole dataset.)"""
-    done, start = {"elbo": [], "log_likelihood": []}, 0
+    call over the whole dataset.) The time spent is added to the
+    "evaluation" phase of `timings` at every save, so it adds up across
+    resumed runs."""
+    done, start, last = {"elbo": [], "log_likelihood": []}, 0, time.perf_counter()
     if os.path.exists(path):
         with np.load(path) as saved:
             done = {key: [saved[key]] for key in done}
             start = int(saved["batches"])
 
     def save(batches):
+        nonlocal last
         arrays = {key: np.concatenate(values) for key, values in done.items()}
         files.replace_atomically(path, lambda tmp: np.savez(tmp, batches=batches, **arrays), suffix=".npz")
+        timings.add("evaluation", time.perf_counter() - last)
+        last = time.perf_counter()
 
     for i, x in enumerate(ds):
         if i < start:
@@ -205,22 +210,32 @@ def resumable_scores(model, ds, k, path, save_every=10):
     return {key: np.concatenate(values) for key, values in done.items()}
 
 
-def measure(args, recipe, model):
+def measure(args, recipe, model, timings):
+    """The card's numbers; their wall time goes to the "evaluation" phase of
+    `timings` (from zero unless a killed evaluation is being resumed)."""
+    scores_path = os.path.join(args.work_dir, f"scores_k{args.eval_k}.npz")
+    if not os.path.exists(scores_path):
+        timings.set("evaluation", 0.0)
+    start = time.perf_counter()
     test = dataset(args, recipe, "test", training=False, num_examples=args.eval_examples, batch_size=100)
     logs = model.evaluate(test, return_dict=True, verbose=0)
     steps = int(model.optimizer.iterations.numpy())
     check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
     if isinstance(model, keras_vae.AE):  # no density: reconstruction only
-        return {
+        metrics = {
             "test_reconstruction_loss": logs["reconstruction_loss"],
             "check_reconstruction_loss": float(reconstruction_losses(model, check).mean()),
             "check_examples": CHECK_EXAMPLES,
             "steps": steps,
         }
-    scores = resumable_scores(model, test, args.eval_k, os.path.join(args.work_dir, f"scores_k{args.eval_k}.npz"))
+        timings.add("evaluation", time.perf_counter() - start)
+        return metrics
+    timings.add("evaluation", time.perf_counter() - start)
+    scores = resumable_scores(model, test, args.eval_k, scores_path, timings)
+    start = time.perf_counter()
     nll = -scores["log_likelihood"]
     pixels = float(np.prod(model.data_shape))
-    return {
+    metrics = {
         "test_nll": float(nll.mean()),
         "test_nll_standard_error": float(nll.std(ddof=1) / np.sqrt(len(nll))),
         "test_bits_per_dim": float(nll.mean() / (pixels * np.log(2))),
@@ -235,6 +250,8 @@ def measure(args, recipe, model):
         "check_examples": CHECK_EXAMPLES,
         "steps": steps,
     }
+    timings.add("evaluation", time.perf_counter() - start)
+    return metrics
 
 
 def numbers_table(recipe, m):
@@ -318,9 +335,7 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     timings = Timings(os.path.join(args.work_dir, "timings.json"))
     model = train(args, recipe, timings)
-    start = time.perf_counter()
-    metrics = measure(args, recipe, model)
-    timings.set("evaluation", time.perf_counter() - start)
+    metrics = measure(args, recipe, model, timings)
     print(json.dumps(metrics, indent=2), flush=True)
 
     os.makedirs(args.output_dir, exist_ok=True)
