@@ -54,7 +54,10 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--prior-filters", type=int, default=64)
     parser.add_argument("--prior-layers", type=int, default=6)
+    parser.add_argument("--prior-kernel-size", type=int, default=3)
     parser.add_argument("--prior-dropout", type=float, default=0.0)
+    parser.add_argument("--prior-position-bias", action="store_true",
+                        help="a learned bias per code-map position in every gated block")
     parser.add_argument("--prior-shift", type=int, default=0,
                         help="train the prior on code maps of training images shifted by up to N pixels")
     parser.add_argument("--seed", type=int, default=0)
@@ -112,7 +115,8 @@ def train_autoencoder(args, timings, variance):
 def with_prior_settings(model, args):
     """The trained autoencoder with an untrained prior of the requested shape."""
     settings = {"prior_filters": args.prior_filters, "prior_layers": args.prior_layers,
-                "prior_dropout": args.prior_dropout}
+                "prior_kernel_size": args.prior_kernel_size,
+                "prior_dropout": args.prior_dropout, "prior_position_bias": args.prior_position_bias}
     config = model.get_config()
     if all(config[k] == v for k, v in settings.items()):
         return model
