@@ -188,7 +188,8 @@ def model_card(record):
 codebook learned by the codebook loss, encoder conv 32-64 to a 7x7 code map),
 {record["args"]["epochs"]} epochs, and its `PixelCNN` prior
 (`prior_filters={record["config"]["prior_filters"]}`, `prior_layers={record["config"]["prior_layers"]}`,
-`prior_kernel_size={record["config"]["prior_kernel_size"]}`, `prior_dropout={record["config"].get("prior_dropout", 0.0)}`),
+`prior_kernel_size={record["config"]["prior_kernel_size"]}`, `prior_dropout={record["config"].get("prior_dropout", 0.0)}`,
+`prior_position_bias={record["config"].get("prior_position_bias", False)}`),
 {record["args"]["prior_epochs"]} epochs.
 
 ![64 samples from the prior, seed {record["args"]["seed"]}](samples.png)
