@@ -74,8 +74,6 @@ def build_parser():
     train.add_argument("--prior-layers", type=int, help="gated blocks of the PixelCNN prior (vq_vae)")
     train.add_argument("--prior-kernel-size", type=int, help="masked convolution width of the prior (vq_vae)")
     train.add_argument("--prior-dropout", type=float, help="dropout rate inside the prior's blocks (vq_vae)")
-    train.add_argument("--prior-position-bias", action="store_const", const=True,
-                       help="a learned bias per code-map position in the prior's blocks (vq_vae)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
@@ -149,7 +147,6 @@ def _model_kwargs(args):
         "prior_layers": vq,
         "prior_kernel_size": vq,
         "prior_dropout": vq,
-        "prior_position_bias": vq,
     }
     for option, models in options.items():
         value = getattr(args, option)

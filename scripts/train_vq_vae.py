@@ -20,7 +20,7 @@ Protocol (keras.io "Vector-Quantized Variational Autoencoders" as baseline):
 - prior: PixelCNN on the code maps of the first 54,000 train images,
   validated on the last 6,000 (keras.io's validation_split=0.1), Adam with
   the learning rate decayed from 1e-3 to 0 on a cosine over
-  `--prior-epochs` 50 (`--prior-filters`, `--prior-layers`, `--prior-dropout`
+  `--prior-epochs` 50 (`--prior-filters`, `--prior-layers`, `--prior-kernel-size`, `--prior-dropout`
   shape it; `--prior-shift N` trains it on the code maps of training images
   shifted by up to N pixels instead); cross-entropy in nats per code on that validation split and on
   the test set's code maps.
@@ -56,8 +56,6 @@ def parse_args(argv=None):
     parser.add_argument("--prior-layers", type=int, default=6)
     parser.add_argument("--prior-kernel-size", type=int, default=3)
     parser.add_argument("--prior-dropout", type=float, default=0.0)
-    parser.add_argument("--prior-position-bias", action="store_true",
-                        help="a learned bias per code-map position in every gated block")
     parser.add_argument("--prior-shift", type=int, default=0,
                         help="train the prior on code maps of training images shifted by up to N pixels")
     parser.add_argument("--seed", type=int, default=0)
@@ -116,7 +114,7 @@ def with_prior_settings(model, args):
     """The trained autoencoder with an untrained prior of the requested shape."""
     settings = {"prior_filters": args.prior_filters, "prior_layers": args.prior_layers,
                 "prior_kernel_size": args.prior_kernel_size,
-                "prior_dropout": args.prior_dropout, "prior_position_bias": args.prior_position_bias}
+                "prior_dropout": args.prior_dropout}
     config = model.get_config()
     if all(config[k] == v for k, v in settings.items()):
         return model
@@ -188,8 +186,7 @@ def model_card(record):
 codebook learned by the codebook loss, encoder conv 32-64 to a 7x7 code map),
 {record["args"]["epochs"]} epochs, and its `PixelCNN` prior
 (`prior_filters={record["config"]["prior_filters"]}`, `prior_layers={record["config"]["prior_layers"]}`,
-`prior_kernel_size={record["config"]["prior_kernel_size"]}`, `prior_dropout={record["config"].get("prior_dropout", 0.0)}`,
-`prior_position_bias={record["config"].get("prior_position_bias", False)}`),
+`prior_kernel_size={record["config"]["prior_kernel_size"]}`, `prior_dropout={record["config"].get("prior_dropout", 0.0)}`),
 {record["args"]["prior_epochs"]} epochs.
 
 ![64 samples from the prior, seed {record["args"]["seed"]}](samples.png)

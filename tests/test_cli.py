@@ -98,13 +98,12 @@ def test_vq_vae_trains_then_its_prior_then_samples(tfds_dir, manual_dirs, tmp_pa
     data = ["--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"], "--train-examples", 256, "--batch-size", 64]
     result = run("train", "vq_vae", "--epochs", 1, "--num-codes", 16, "--code-dim", 4, "--filters", "8,16",
                  "--beta", 0.5, "--codebook-update", "ema", "--dead-code-steps", 4, "--prior-filters", 8,
-                 "--prior-layers", 3, "--prior-position-bias", "--likelihood-scale", 0.22, "--output-dir", tmp_path,
-                 *data)
+                 "--prior-layers", 3, "--likelihood-scale", 0.22, "--output-dir", tmp_path, *data)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no prior yet, so no samples: keras-vae train-prior" in result.stdout
     model = keras.models.load_model(tmp_path / "model.keras")
     assert (model.num_codes, model.quantizer.code_dim, model.quantizer.beta) == (16, 4, 0.5)
-    assert model.quantizer.codebook_update == "ema" and model.pixelcnn.filters == 8 and model.pixelcnn.position_bias
+    assert model.quantizer.codebook_update == "ema" and model.pixelcnn.filters == 8
     assert {"perplexity", "codebook_usage"} <= set(json.loads((tmp_path / "history.json").read_text())["history"])
     assert not (tmp_path / "samples.png").exists()
 

@@ -20,17 +20,12 @@ def test_masks_keep_only_earlier_positions():
     np.testing.assert_array_equal(causal_mask(5, "horizontal", "B")[..., 0, 0], [[1, 1, 1, 0, 0]])
 
 
-@pytest.mark.parametrize("kernel_size, position_bias", [(3, False), (5, False), (3, True)])
-def test_logits_at_a_position_depend_on_exactly_the_earlier_positions(kernel_size, position_bias):
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_logits_at_a_position_depend_on_exactly_the_earlier_positions(kernel_size):
     """Perturbing the code at position p changes no logits at positions <= p
-    (causality) and the logits at every position > p (no blind spot). The
-    position biases (zeros when created) are set to random values first."""
-    model = small(kernel_size=kernel_size, num_layers=H if kernel_size == 3 else 3, position_bias=position_bias)
+    (causality) and the logits at every position > p (no blind spot)."""
+    model = small(kernel_size=kernel_size, num_layers=H if kernel_size == 3 else 3)
     rng = np.random.default_rng(0)
-    biases = [w for w in model.weights if "position_bias" in w.path]
-    assert len(biases) == (2 * model.num_layers if position_bias else 0)
-    for w in biases:
-        w.assign(rng.normal(size=w.shape))
     base = rng.integers(0, K, (H, W))
     batch = np.repeat(base[None], H * W + 1, axis=0)
     for p in range(H * W):
@@ -83,9 +78,8 @@ def test_temperature_flattens_or_sharpens():
         model.sample(2, temperature=0)
 
 
-@pytest.mark.parametrize("position_bias", [False, True])
-def test_objective_is_nats_per_code_and_round_trips(tmp_path, position_bias):
-    model = small(position_bias=position_bias)
+def test_objective_is_nats_per_code_and_round_trips(tmp_path):
+    model = small()
     codes = _two_patterns(8)[0]
     terms = model.compute_terms(codes)
     assert float(terms["loss"]) == pytest.approx(-float(np.mean(model.log_prob(codes))) / (H * W), rel=1e-6)

@@ -103,15 +103,9 @@ class GatedPixelCNNBlock(keras.layers.Layer):
     stack (its input still holds the current position); later blocks use "B"
     masks and `h' = h + conv1x1(dropout(gate(...)))`, with `dropout` active in
     training only.
-
-    With `map_shape=(h, w)`, both stacks' pre-activations get a learned bias
-    per position, `[h, w, 2 * filters]` (zeros at first): the spatial
-    conditioning of the conditional gated PixelCNN with the position itself
-    as the condition. It carries no data, so causality is unchanged, and it
-    tells every layer where it is, which zero padding only hints at.
     """
 
-    def __init__(self, filters, kernel_size, first=False, dropout=0.0, map_shape=None, **kwargs):
+    def __init__(self, filters, kernel_size, first=False, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.filters = validation.positive_int("filters", filters)
         self.kernel_size = validation.positive_int("kernel_size", kernel_size)
@@ -120,7 +114,6 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         if self.dropout >= 1:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
-        self.map_shape = None if map_shape is None else validation.int_tuple("map_shape", map_shape)
         mask, policy = "A" if self.first else "B", self.dtype_policy
         self.vertical = MaskedConv2D(2 * filters, kernel_size, "vertical", mask, name="vertical", dtype=policy)
         self.horizontal = MaskedConv2D(2 * filters, kernel_size, "horizontal", mask, name="horizontal", dtype=policy)
@@ -133,21 +126,11 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         self.horizontal.build(h_shape)
         self.vertical_to_horizontal.build((*v_shape[:-1], 2 * self.filters))
         self.output_projection.build((*h_shape[:-1], self.filters))
-        if self.map_shape is not None:
-            shape = (*self.map_shape, 2 * self.filters)
-            self.vertical_position_bias = self.add_weight(name="vertical_position_bias", shape=shape, initializer="zeros")
-            self.horizontal_position_bias = self.add_weight(
-                name="horizontal_position_bias", shape=shape, initializer="zeros"
-            )
 
     def call(self, inputs, training=False):
         v, h = inputs
         v_pre = self.vertical(v)
-        if self.map_shape is not None:
-            v_pre = v_pre + self.vertical_position_bias
         h_pre = self.horizontal(h) + self.vertical_to_horizontal(v_pre)
-        if self.map_shape is not None:
-            h_pre = h_pre + self.horizontal_position_bias
         h_out = self.output_projection(self.dropout_layer(_gate(h_pre), training=training))
         if not self.first:
             h_out = h + h_out
@@ -164,5 +147,4 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "first": self.first,
             "dropout": self.dropout,
-            "map_shape": self.map_shape,
         }

@@ -38,24 +38,12 @@ class PixelCNN(ObjectiveModel):
         kernel_size: odd width of the masked convolutions.
         dropout: rate of the dropout inside each gated block's residual
             branch, in training only (PixelCNN++ regularises the same way).
-        position_bias: give every gated block a learned bias per map
-            position (see `GatedPixelCNNBlock`).
         **kwargs: `keras.Model` arguments.
     """
 
     metric_names = ("loss",)
 
-    def __init__(
-        self,
-        num_codes,
-        map_shape=(7, 7),
-        filters=64,
-        num_layers=6,
-        kernel_size=3,
-        dropout=0.0,
-        position_bias=False,
-        **kwargs,
-    ):
+    def __init__(self, num_codes, map_shape=(7, 7), filters=64, num_layers=6, kernel_size=3, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_codes = validation.positive_int("num_codes", num_codes)
         self.map_shape = validation.int_tuple("map_shape", map_shape)
@@ -65,20 +53,13 @@ class PixelCNN(ObjectiveModel):
         self.num_layers = validation.positive_int("num_layers", num_layers)
         self.kernel_size = validation.positive_int("kernel_size", kernel_size)
         self.dropout = validation.non_negative_float("dropout", dropout)
-        self.position_bias = bool(position_bias)
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be odd and >= 3. Received: kernel_size={kernel_size!r}")
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(self.num_codes, self.filters, name="embedding", dtype=policy)
         self.blocks = [
             GatedPixelCNNBlock(
-                self.filters,
-                self.kernel_size,
-                first=i == 0,
-                dropout=dropout,
-                map_shape=self.map_shape if self.position_bias else None,
-                name=f"gated_block_{i}",
-                dtype=policy,
+                self.filters, self.kernel_size, first=i == 0, dropout=dropout, name=f"gated_block_{i}", dtype=policy
             )
             for i in range(self.num_layers)
         ]
@@ -197,5 +178,4 @@ class PixelCNN(ObjectiveModel):
             "num_layers": self.num_layers,
             "kernel_size": self.kernel_size,
             "dropout": self.dropout,
-            "position_bias": self.position_bias,
         }

@@ -48,9 +48,9 @@ class VQVAE(BaseVAE):
         kernel_size, activation: of the convolutions.
         beta, codebook_update, decay, epsilon, dead_code_steps,
         init_from_first_batch: see `keras_vae.layers.VectorQuantizer`.
-        prior_filters, prior_layers, prior_kernel_size, prior_dropout,
-        prior_position_bias: `filters`, `num_layers`, `kernel_size`,
-            `dropout` and `position_bias` of the `PixelCNN` prior.
+        prior_filters, prior_layers, prior_kernel_size, prior_dropout:
+            `filters`, `num_layers`, `kernel_size` and `dropout` of the
+            `PixelCNN` prior.
         **kwargs: `BaseVAE` arguments (`likelihood`, default `"gaussian"`,
             `likelihood_scale`, `seed`) and `keras.Model` arguments.
     """
@@ -76,7 +76,6 @@ class VQVAE(BaseVAE):
         prior_layers=6,
         prior_kernel_size=3,
         prior_dropout=0.0,
-        prior_position_bias=False,
         **kwargs,
     ):
         data_shape, filters, kernel_size, activation = validation.conv_args(
@@ -110,7 +109,6 @@ class VQVAE(BaseVAE):
             num_layers=prior_layers,
             kernel_size=prior_kernel_size,
             dropout=prior_dropout,
-            position_bias=prior_position_bias,
             name="pixelcnn",
             dtype=dtype,
         )
@@ -319,7 +317,6 @@ class VQVAE(BaseVAE):
             prior_layers=self.pixelcnn.num_layers,
             prior_kernel_size=self.pixelcnn.kernel_size,
             prior_dropout=self.pixelcnn.dropout,
-            prior_position_bias=self.pixelcnn.position_bias,
         )
         return config
 
