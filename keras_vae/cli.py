@@ -70,6 +70,8 @@ def build_parser():
     train.add_argument("--dead-code-steps", type=int, help="restart codes unused for N steps (vq_vae)")
     train.add_argument("--init-from-first-batch", action="store_const", const=True,
                        help="initialise the codebook from the first batch's encodings (vq_vae)")
+    train.add_argument("--codebook-initializer",
+                       help="Keras initializer of the codebook, e.g. random_uniform (vq_vae)")
     train.add_argument("--prior-filters", type=int, help="channels of the PixelCNN prior (vq_vae)")
     train.add_argument("--prior-layers", type=int, help="gated blocks of the PixelCNN prior (vq_vae)")
     train.add_argument("--prior-kernel-size", type=int, help="masked convolution width of the prior (vq_vae)")
@@ -143,6 +145,7 @@ def _model_kwargs(args):
         "decay": vq,
         "dead_code_steps": vq,
         "init_from_first_batch": vq,
+        "codebook_initializer": vq,
         "prior_filters": vq,
         "prior_layers": vq,
         "prior_kernel_size": vq,

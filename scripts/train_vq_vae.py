@@ -58,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--prior-dropout", type=float, default=0.0)
     parser.add_argument("--prior-shift", type=int, default=0,
                         help="train the prior on code maps of training images shifted by up to N pixels")
+    parser.add_argument("--codebook-initializer", default=None,
+                        help="Keras initializer of the codebook (keras.io's: random_uniform, ±0.05; "
+                        "default: the layer's, uniform with variance 1/D)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
@@ -98,6 +101,7 @@ def train_autoencoder(args, timings, variance):
     model = keras_vae.VQVAE(
         num_codes=128, code_dim=16, filters=(32, 64), beta=0.25, codebook_update="loss",
         likelihood="gaussian", likelihood_scale=float(np.sqrt(variance / 2)), seed=args.seed, name="vq_vae",
+        codebook_initializer=args.codebook_initializer,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup_vq_vae"), delete_checkpoint=False)
@@ -174,7 +178,30 @@ def train_prior(args, timings, model, train_codes, variants=None):
     return model
 
 
+def code_entropies(codes, num_codes):
+    """Entropies (nats) of the training code maps' code frequencies: over all
+    positions, and per position averaged over the positions (what a prior
+    that knew only the position would pay per code)."""
+    def entropy(values):
+        p = np.bincount(values.ravel(), minlength=num_codes) / values.size
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+    flat = codes.reshape(len(codes), -1)
+    return {
+        "train_code_entropy_nats": entropy(flat),
+        "train_code_position_entropy_nats": float(np.mean([entropy(flat[:, i]) for i in range(flat.shape[1])])),
+    }
+
+
 BASELINE = {"mse_over_variance": 0.0444, "prior_nats_per_code": 1.034}
+
+
+def codebook_init_text(config):
+    initializer = config.get("codebook_initializer")
+    if initializer is None:
+        return "codebook initialised uniformly with variance 1/D (the layer's default)"
+    arguments = ", ".join(f"{k}={v}" for k, v in initializer["config"].items() if v is not None)
+    return f"codebook initialised by `keras.initializers.{initializer['class_name']}({arguments})`"
 
 
 def model_card(record):
@@ -183,8 +210,8 @@ def model_card(record):
     return f"""# vq_vae_mnist: VQ-VAE with a gated PixelCNN prior, MNIST
 
 `keras_vae.VQVAE` in the keras.io configuration (D=16, K=128, beta=0.25,
-codebook learned by the codebook loss, encoder conv 32-64 to a 7x7 code map),
-{record["args"]["epochs"]} epochs, and its `PixelCNN` prior
+codebook learned by the codebook loss, {codebook_init_text(record["config"])},
+encoder conv 32-64 to a 7x7 code map), {record["args"]["epochs"]} epochs, and its `PixelCNN` prior
 (`prior_filters={record["config"]["prior_filters"]}`, `prior_layers={record["config"]["prior_layers"]}`,
 `prior_kernel_size={record["config"]["prior_kernel_size"]}`, `prior_dropout={record["config"].get("prior_dropout", 0.0)}`),
 {record["args"]["prior_epochs"]} epochs.
@@ -206,6 +233,7 @@ position by position and decoded (likelihood mean).
 | PixelCNN cross-entropy, test-set codes (nats per code) | {m["prior_test_nats_per_code"]:.4f} | |
 | codebook perplexity, test set | {m["test_perplexity"]:.2f} of 128 | |
 | fraction of codes used, test set | {m["test_codebook_usage"]:.3f} | |
+| entropy of the training code maps' codes (all positions / per position, nats) | {m["train_code_entropy_nats"]:.3f} / {m["train_code_position_entropy_nats"]:.3f} | |
 
 Wall time on a 2-core CPU machine without GPU: VQ-VAE `fit` {t.get("vq_vae_fit", 0) / 60:.1f} min,
 prior `fit` {t.get("prior_fit", 0) / 60:.1f} min, code extraction {t.get("code_extraction", 0) / 60:.1f} min, evaluation
@@ -269,6 +297,7 @@ def main(argv=None):
         "test_reconstruction_loss_nats": logs["reconstruction_loss"],
         "prior_val_nats_per_code": model.pixelcnn.evaluate(train_codes[split:], batch_size=512, return_dict=True, verbose=0)["loss"],
         "prior_test_nats_per_code": model.pixelcnn.evaluate(test_codes, batch_size=512, return_dict=True, verbose=0)["loss"],
+        **code_entropies(train_codes, model.num_codes),
         "train_pixel_variance": variance,
         "likelihood_scale": model.likelihood_scale,
         "vq_vae_steps": vq_vae_steps,
@@ -281,7 +310,7 @@ def main(argv=None):
     plotting.plot_reconstructions(model, next(iter(test)), os.path.join(args.output_dir, "reconstructions.png"))
     record = run_record(
         args,
-        config={k: v for k, v in model.get_config().items() if k.startswith("prior_")},
+        config={k: v for k, v in model.get_config().items() if k.startswith("prior_") or k == "codebook_initializer"},
         metrics=metrics,
         wall_seconds=timings.values,
     )

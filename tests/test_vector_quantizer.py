@@ -93,6 +93,20 @@ def test_codebook_initialised_from_the_first_batch():
     assert layer.codebook.numpy().min() > 40.0
 
 
+def test_codebook_initializer_is_used_and_serialized():
+    default = _layer(seed=3).codebook.numpy()
+    assert np.allclose(default, _layer(seed=3).codebook.numpy())  # seeded
+    assert np.abs(default).max() > 0.05 and np.abs(default).max() <= np.sqrt(3 / 3)  # variance 1/D
+    layer = _layer(codebook_initializer={"class_name": "RandomUniform", "config": {"minval": -0.05, "maxval": 0.05}})
+    assert 0 < np.abs(layer.codebook.numpy()).max() <= 0.05
+    restored = VectorQuantizer.from_config(layer.get_config())
+    restored.build((None, 4, 4, 3))
+    assert 0 < np.abs(restored.codebook.numpy()).max() <= 0.05
+    assert restored.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="`codebook_initializer` must .*Received: codebook_initializer='no_such"):
+        VectorQuantizer(4, 2, codebook_initializer="no_such_initializer")
+
+
 def test_codebook_usage_over_several_batches():
     metric = CodebookUsage(4)
     metric.update_state([2.0, 2.0, 0.0, 0.0])

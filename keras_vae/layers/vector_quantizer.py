@@ -78,6 +78,9 @@ class VectorQuantizer(keras.layers.Layer):
             (None: never).
         init_from_first_batch: set the codebook from the first training
             batch's encoder outputs.
+        codebook_initializer: Keras initializer (name, config or object) of
+            the codebook; default (None): uniform with variance 1/D, seeded
+            by `seed`. keras.io's VQ-VAE uses `"random_uniform"` (±0.05).
         seed: integer seed for the (re)initialisation draws.
 
     Call: `quantized, indices, terms = layer(z_e, training)` with `z_e` of
@@ -96,6 +99,7 @@ class VectorQuantizer(keras.layers.Layer):
         epsilon=1e-5,
         dead_code_steps=None,
         init_from_first_batch=False,
+        codebook_initializer=None,
         seed=0,
         **kwargs,
     ):
@@ -118,6 +122,15 @@ class VectorQuantizer(keras.layers.Layer):
             None if dead_code_steps is None else validation.positive_int("dead_code_steps", dead_code_steps)
         )
         self.init_from_first_batch = bool(init_from_first_batch)
+        self.codebook_initializer = None
+        if codebook_initializer is not None:
+            try:
+                self.codebook_initializer = keras.initializers.get(codebook_initializer)
+            except ValueError as error:
+                raise ValueError(
+                    "`codebook_initializer` must be a Keras initializer (name, config dict or instance) or None. "
+                    f"Received: codebook_initializer={codebook_initializer!r}"
+                ) from error
         self.seed = validation.seed("seed", seed)
 
     def build(self, input_shape=None):
@@ -131,7 +144,8 @@ class VectorQuantizer(keras.layers.Layer):
         self.codebook = self.add_weight(
             name="codebook",
             shape=(k, d),
-            initializer=keras.initializers.VarianceScaling(1.0, "fan_out", "uniform", seed=self.seed),
+            initializer=self.codebook_initializer
+            or keras.initializers.VarianceScaling(1.0, "fan_out", "uniform", seed=self.seed),
             trainable=self.codebook_update == "loss",
             aggregation="only_first_replica",
         )
@@ -245,6 +259,10 @@ class VectorQuantizer(keras.layers.Layer):
             epsilon=self.epsilon,
             dead_code_steps=self.dead_code_steps,
             init_from_first_batch=self.init_from_first_batch,
+            codebook_initializer=(
+                None if self.codebook_initializer is None
+                else keras.initializers.serialize(self.codebook_initializer)
+            ),
             seed=self.seed,
         )
         return config

@@ -47,7 +47,7 @@ class VQVAE(BaseVAE):
             the decoder); the code map is `H / 2**len(filters)` on a side.
         kernel_size, activation: of the convolutions.
         beta, codebook_update, decay, epsilon, dead_code_steps,
-        init_from_first_batch: see `keras_vae.layers.VectorQuantizer`.
+        init_from_first_batch, codebook_initializer: see `keras_vae.layers.VectorQuantizer`.
         prior_filters, prior_layers, prior_kernel_size, prior_dropout:
             `filters`, `num_layers`, `kernel_size` and `dropout` of the
             `PixelCNN` prior.
@@ -71,6 +71,7 @@ class VQVAE(BaseVAE):
         epsilon=1e-5,
         dead_code_steps=None,
         init_from_first_batch=False,
+        codebook_initializer=None,
         likelihood="gaussian",
         prior_filters=64,
         prior_layers=6,
@@ -99,6 +100,7 @@ class VQVAE(BaseVAE):
             epsilon=epsilon,
             dead_code_steps=dead_code_steps,
             init_from_first_batch=init_from_first_batch,
+            codebook_initializer=codebook_initializer,
             seed=kwargs["seed"],
         )
         self.quantizer.build((None, *encoder.output_shape[1:]))
