@@ -17,14 +17,20 @@ from `model.serving_signatures()`; for the Gaussian-posterior models:
 has no `score` (it defines no density). The version directory is written
 under a hidden temporary name next to it and renamed into place when
 complete, so a server watching `<base_path>/<model_name>` never sees half a
-model. Under several workers only the chief's export is kept.
+model; an existing version is only replaced when asked (`overwrite=True`).
+TF Serving feeds a request to the graph without checking its shape against the
+signature, so every signature checks its inputs' shapes first and a mismatch
+fails with INVALID_ARGUMENT giving both shapes and the input's name. Under several workers only the
+chief's export is kept.
 """
 
+import functools
 import os
 import shutil
 import tempfile
 
 import keras
+import tensorflow as tf
 
 from keras_vae import distribute, validation
 
@@ -41,6 +47,9 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
         model_name: defaults to `model.name`.
         overwrite: replace an existing `<version>` folder; without it an
             existing version raises `FileExistsError` and is left untouched.
+            The replacement is two renames (old version out, new one in), so
+            a server that polls in between may briefly unload that version;
+            a new version number rolls out without that gap.
         verbose: print the variables Keras' `ExportArchive` writes.
 
     Returns:
@@ -84,13 +93,20 @@ def _write(model, signatures, base_path, model_name, version, overwrite, verbose
         archive = keras.export.ExportArchive()
         archive.track(model)
         for name, (fn, input_signature) in signatures.items():
-            archive.add_endpoint(name, fn, input_signature)
+            archive.add_endpoint(name, _with_shape_checks(fn, input_signature), input_signature)
         saved = os.path.join(tmp, "saved_model")
         archive.write_out(saved, verbose=verbose)
         if os.path.exists(target):
+            if not overwrite:  # appeared while this export was written
+                raise FileExistsError(
+                    f"`version` {version} was written at {target} by someone else during this export; "
+                    f"it is left untouched. Received: version={version}, overwrite=False"
+                )
             old = tempfile.mkdtemp(prefix=f".{version}.old-", dir=model_dir)
             os.replace(target, os.path.join(old, "previous"))
-        os.replace(saved, target)
+        # A rename onto an existing non-empty folder fails, so without
+        # `overwrite` a version that appears in between is never replaced.
+        os.rename(saved, target)
     except BaseException:
         if old is not None and not os.path.exists(target):  # put the previous version back
             os.replace(os.path.join(old, "previous"), target)
@@ -99,3 +115,25 @@ def _write(model, signatures, base_path, model_name, version, overwrite, verbose
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _with_shape_checks(fn, input_signature):
+    """`fn` with each input checked against its `TensorSpec`'s shape first:
+    a mismatch fails with an `InvalidArgumentError` that gives both shapes
+    and names the check (`<input>_shape_check`). (TF Serving
+    hands a request's tensors to the graph unchecked: an `images` request of
+    shape `[B, 784]` would otherwise flow through an MLP encoder's flatten
+    and be answered.)"""
+
+    @functools.wraps(fn)
+    def checked(*args):
+        return fn(*(_check_shape(x, spec) for x, spec in zip(args, input_signature)))
+
+    return checked
+
+
+def _check_shape(x, spec):
+    # A kernel that checks at run time: asserts built on `tf.shape` get folded
+    # to constants wherever the signature fixes a dimension (or the rank), and
+    # check nothing there.
+    return tf.ensure_shape(x, spec.shape, name=f"{spec.name}_shape_check")

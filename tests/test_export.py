@@ -189,6 +189,56 @@ def test_bad_requests_fail_with_invalid_argument(vae_export, exports):
     subprocess.run([sys.executable, "-c", check], check=True, timeout=300)
 
 
+# Runs in a fresh interpreter, as TF Serving does: the request reaches the
+# graph without a shape check against the signature (its C++ session feeds the
+# tensor as it is), which Python's own loaders would do first. The signature's
+# input placeholder is therefore swapped for one of unknown shape.
+SERVE_UNCHECKED = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir = sys.argv[1]
+    ok = "served"
+    requests = [  # (signature, {input: value}, the input of the wrong shape, the error's text)
+        ("serving_default", {"images": np.zeros([2, 784], np.float32)}, "images", "[2,784] is not compatible with expected shape [?,28,28,1]"),
+        ("encode", {"images": np.zeros([2, 28, 28], np.float32)}, "images", "[2,28,28] is not compatible with expected shape [?,28,28,1]"),
+        ("decode", {"z": np.zeros([3, 2], np.float32)}, "z", "[3,2] is not compatible with expected shape [?,4]"),
+        ("sample", {"num_images": np.array([2], np.int32), "seed": np.int32(0)}, "num_images", "[1] is not compatible with expected shape []"),
+        ("score", {"images": np.zeros([1, 28, 28, 1], np.float32), "num_samples": np.zeros([2, 2], np.int32)},
+         "num_samples", "[2,2] is not compatible with expected shape []"),
+        # Well-formed requests through the same path are answered.
+        ("decode", {"z": np.zeros([3, 4], np.float32)}, None, ok),
+        ("serving_default", {"images": np.zeros([2, 28, 28, 1], np.float32)}, None, ok),
+    ]
+    for name, request, wrong, expected in requests:
+        with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+            signature = tf.compat.v1.saved_model.load(session, ["serve"], export_dir).signature_def[name]
+        with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+            free = {key: tf.compat.v1.placeholder(tf.as_dtype(value.dtype), shape=None) for key, value in request.items()}
+            input_map = {signature.inputs[key].name: free[key] for key in request}
+            tf.compat.v1.saved_model.load(session, ["serve"], export_dir, input_map=input_map)
+            fetches = {key: info.name for key, info in signature.outputs.items()}
+            feed = {free[key]: value for key, value in request.items()}
+            try:
+                outputs = session.run(fetches, feed)
+            except tf.errors.InvalidArgumentError as err:
+                assert wrong is not None, (name, err.message)
+                assert expected in err.message and f"{{node {wrong}_shape_check}}" in err.message, (name, err.message)
+            else:
+                assert wrong is None, (name, "served a request of the wrong shape")
+                batch = len(next(iter(request.values())))
+                assert all(len(value) == batch for value in outputs.values()), name
+    assert "keras_vae" not in sys.modules
+    """
+)
+
+
+def test_served_signatures_refuse_requests_of_the_wrong_shape(vae_export):
+    subprocess.run([sys.executable, "-c", SERVE_UNCHECKED, vae_export], check=True, timeout=300)
+
+
 def test_export_is_atomic_and_refuses_to_overwrite(trained_models, tmp_path, monkeypatch):
     vae = trained_models["vae"]
     base = tmp_path / "serving"
@@ -214,6 +264,22 @@ def test_export_is_atomic_and_refuses_to_overwrite(trained_models, tmp_path, mon
     monkeypatch.undo()
     assert sorted(os.listdir(base / "vae")) == ["1"]
     assert sorted(os.listdir(first)) == listing
+
+    # A version that another export writes while this one runs is not replaced.
+    real_write_out = type(keras.export.ExportArchive()).write_out
+
+    def racing_write_out(self, filepath, **kwargs):
+        real_write_out(self, filepath, **kwargs)
+        os.makedirs(base / "vae" / "3")
+        (base / "vae" / "3" / "theirs").write_text("the other export")
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", racing_write_out)
+    with pytest.raises(FileExistsError, match="`version` 3 was written .* during this export; it is left untouched"):
+        vae.export_serving(base, version=3)
+    monkeypatch.undo()
+    assert sorted(os.listdir(base / "vae")) == ["1", "3"]
+    assert os.listdir(base / "vae" / "3") == ["theirs"]
+    shutil.rmtree(base / "vae" / "3")
 
     other = VAE(latent_dim=4, hidden_units=(32,), seed=1, name="vae")  # different weights
     other.export_serving(base, version=1, overwrite=True)
@@ -283,7 +349,9 @@ def test_tensorflow_model_server_serves_rest_predict(vae_export, trained_models)
         expected = trained_models["vae"].decode(np.array(z, "float32")).mean().numpy()
         np.testing.assert_allclose(np.array(body["outputs"]), expected, atol=1e-5)
         status, body = post({"signature_name": "decode", "inputs": {"z": [[0.5, 1.0]]}})
-        assert status == 400 and "error" in body
+        assert status == 400 and "is not compatible with expected shape [?,4]" in body["error"], body
+        status, body = post({"signature_name": "decode", "inputs": {"z": [["a", "b", "c", "d"]]}})
+        assert status == 400 and "error" in body, body  # not a float
     finally:
         server.terminate()
         server.wait(timeout=30)
