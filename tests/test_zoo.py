@@ -48,6 +48,11 @@ def test_unknown_names_and_wrong_classes_are_refused():
         zoo.load("vq_vae")
     with pytest.raises(ValueError, match=r"holds a VQVAE, which is not a ConvVAE.*VQVAE.from_preset\('vq_vae_mnist'\)"):
         keras_vae.ConvVAE.from_preset("vq_vae_mnist")
+    # AE reuses VAE's networks (a subclass) but defines no density: not a VAE.
+    with pytest.raises(ValueError, match=r"holds a AE, which is not a VAE.*AE.from_preset\('ae_mnist'\)"):
+        keras_vae.VAE.from_preset("ae_mnist")
+    assert type(keras_vae.AE.from_preset("ae_mnist")) is keras_vae.AE
+    assert type(keras_vae.VAE.from_preset("beta_vae_mnist")) is keras_vae.BetaVAE  # a beta-VAE is a VAE
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ class AE(VAE):
     metric_names = ("loss", "reconstruction_loss")
 
     params_per_latent = 1  # a point, no scale
+    defines_density = False  # so `VAE.from_preset` refuses an AE entry
 
     def make_posterior(self, params):
         return tfd.Independent(tfd.Deterministic(loc=params), 1)

@@ -70,6 +70,8 @@ class BaseVAE(ObjectiveModel):
     metric_names = ("loss", "elbo", "reconstruction_loss", "kl")
     #: Encoder outputs per latent dimension: a mean and a scale.
     params_per_latent = 2
+    #: Whether the model has an ELBO and a likelihood estimate (`AE`: no).
+    defines_density = True
 
     def __init__(
         self,
@@ -431,11 +433,12 @@ class BaseVAE(ObjectiveModel):
     @classmethod
     def from_preset(cls, name, compile=True):
         """The pretrained zoo entry `name` (`keras_vae.zoo.list()`), which
-        must hold this class or a subclass; see `keras_vae.zoo.load`."""
+        must hold this class or a subclass (but not a model without a density,
+        `AE`, for a class with one); see `keras_vae.zoo.load`."""
         from keras_vae import zoo
 
         held = zoo.class_of(name)
-        if not issubclass(held, cls):
+        if not issubclass(held, cls) or (cls.defines_density and not held.defines_density):
             raise ValueError(
                 f"zoo entry {name!r} holds a {held.__name__}, which is not a {cls.__name__}: load it with "
                 f"`keras_vae.{held.__name__}.from_preset({name!r})` or `keras_vae.zoo.load({name!r})`. "

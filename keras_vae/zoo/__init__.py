@@ -14,7 +14,7 @@ the wheel and read offline:
 `load` returns the model compiled (Adam, the model's own defaults), ready for
 `fit` (fine-tuning), `evaluate`, `sample` and `export_serving`; every model
 class also has `from_preset(name)`, which checks that the entry holds that
-class.
+class or a subclass (and, for a class with a density, not an `AE`).
 """
 
 import hashlib
