@@ -20,8 +20,8 @@ complete, so a server watching `<base_path>/<model_name>` never sees half a
 model; an existing version is only replaced when asked (`overwrite=True`).
 TF Serving feeds a request to the graph without checking its shape against the
 signature, so every signature checks its inputs' shapes first and a mismatch
-fails with INVALID_ARGUMENT giving both shapes and the input's name. Under several workers only the
-chief's export is kept.
+fails with INVALID_ARGUMENT giving both shapes and the input's name. Under
+several workers only the chief's export is kept.
 """
 
 import functools
@@ -120,20 +120,17 @@ def _write(model, signatures, base_path, model_name, version, overwrite, verbose
 def _with_shape_checks(fn, input_signature):
     """`fn` with each input checked against its `TensorSpec`'s shape first:
     a mismatch fails with an `InvalidArgumentError` that gives both shapes
-    and names the check (`<input>_shape_check`). (TF Serving
-    hands a request's tensors to the graph unchecked: an `images` request of
-    shape `[B, 784]` would otherwise flow through an MLP encoder's flatten
-    and be answered.)"""
+    and names the check (`<input>_shape_check`). (TF Serving hands a
+    request's tensors to the graph unchecked: an `images` request of shape
+    `[B, 784]` would otherwise flow through an MLP encoder's flatten and be
+    answered.) `tf.ensure_shape` checks in its kernel, at run time; asserts
+    built on `tf.shape` fold to constants wherever the signature fixes a
+    dimension or the rank, and check nothing there."""
 
     @functools.wraps(fn)
     def checked(*args):
-        return fn(*(_check_shape(x, spec) for x, spec in zip(args, input_signature)))
+        return fn(*(
+            tf.ensure_shape(x, spec.shape, name=f"{spec.name}_shape_check") for x, spec in zip(args, input_signature)
+        ))
 
     return checked
-
-
-def _check_shape(x, spec):
-    # A kernel that checks at run time: asserts built on `tf.shape` get folded
-    # to constants wherever the signature fixes a dimension (or the rank), and
-    # check nothing there.
-    return tf.ensure_shape(x, spec.shape, name=f"{spec.name}_shape_check")

@@ -51,7 +51,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_vae  # noqa: E402
 from keras_vae import callbacks, data, files, plotting  # noqa: E402
-from zoo_tools import Timings, files_section, run_record, write_entry  # noqa: E402
+from zoo_tools import CHECK_EXAMPLES, Timings, files_section, run_record, write_entry  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -92,16 +92,13 @@ def pixel_variance(ds):
     return total_sq / count - mean**2
 
 
-CHECK_EXAMPLES = 1000
-
-
-def check_values(model, test, variance):
+def check_values(model, test, test_codes, variance):
     """The CI re-check (`tests/test_zoo.py`): per-image reconstruction MSE /
     variance and prior cross-entropy, averaged over the first
-    `CHECK_EXAMPLES` test images."""
-    x = np.concatenate([batch.numpy() for batch in test])[:CHECK_EXAMPLES]
+    `CHECK_EXAMPLES` test images (`test_codes`: the test set's code maps)."""
+    x = next(iter(test.unbatch().batch(CHECK_EXAMPLES))).numpy()
     mse = ((model.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)) / variance
-    codes = model.code_maps(x)
+    codes = test_codes[:CHECK_EXAMPLES]
     nats = -model.pixelcnn.log_prob(codes).numpy() / codes[0].size
     return {
         "check_mse_over_variance": float(mse.mean()),
@@ -324,7 +321,7 @@ def main(argv=None):
         "prior_val_nats_per_code": model.pixelcnn.evaluate(train_codes[split:], batch_size=512, return_dict=True, verbose=0)["loss"],
         "prior_test_nats_per_code": model.pixelcnn.evaluate(test_codes, batch_size=512, return_dict=True, verbose=0)["loss"],
         **code_entropies(train_codes, model.num_codes),
-        **check_values(model, test, variance),
+        **check_values(model, test, test_codes, variance),
         "train_pixel_variance": variance,
         "likelihood_scale": model.likelihood_scale,
         "vq_vae_steps": vq_vae_steps,

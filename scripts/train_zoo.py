@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 
 import keras_vae  # noqa: E402
 from keras_vae import callbacks, data, files, plotting  # noqa: E402
-from zoo_tools import Timings, files_section, run_record, write_entry  # noqa: E402
+from zoo_tools import CHECK_EXAMPLES, Timings, files_section, run_record, write_entry  # noqa: E402
 
-CHECK_K, CHECK_EXAMPLES = 50, 1000
+CHECK_K = 50
 
 
 def burda_learning_rate(epoch):

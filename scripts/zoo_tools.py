@@ -17,6 +17,9 @@ from keras_vae import files, zoo
 #: hand-written notes on how the run went.
 NOTES_HEADING = "## How this run went"
 
+#: The CI re-check values are measured on the first this-many test images.
+CHECK_EXAMPLES = 1000
+
 
 class Timings:
     """Wall time per phase in a JSON file, added up across resumed runs."""

@@ -212,9 +212,10 @@ SERVE_UNCHECKED = textwrap.dedent(
         ("decode", {"z": np.zeros([3, 4], np.float32)}, None, ok),
         ("serving_default", {"images": np.zeros([2, 28, 28, 1], np.float32)}, None, ok),
     ]
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        signatures = tf.compat.v1.saved_model.load(session, ["serve"], export_dir).signature_def
     for name, request, wrong, expected in requests:
-        with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-            signature = tf.compat.v1.saved_model.load(session, ["serve"], export_dir).signature_def[name]
+        signature = signatures[name]
         with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
             free = {key: tf.compat.v1.placeholder(tf.as_dtype(value.dtype), shape=None) for key, value in request.items()}
             input_map = {signature.inputs[key].name: free[key] for key in request}
