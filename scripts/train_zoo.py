@@ -138,20 +138,27 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-bias", choices=OUTPUT_BIASES, help="decoder output bias at the start: "
+                        "'zeros' (Keras' default) or 'data' (the logit of each pixel's mean grey value over the "
+                        "training images, as in Burda et al.'s code; MLP decoders only). Default: the recipe's")
     parser.add_argument("--work-dir", help="checkpoints (default runs/zoo/<entry>)")
     parser.add_argument("--output-dir", help="the zoo entry (default keras_vae/zoo/<entry>)")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or RECIPES[args.entry]["epochs"]
     args.batch_size = args.batch_size or RECIPES[args.entry]["batch_size"]
+    args.output_bias = args.output_bias or RECIPES[args.entry].get("output_bias", "zeros")
     args.work_dir = args.work_dir or os.path.join("runs", "zoo", args.entry)
     args.output_dir = args.output_dir or os.path.join("keras_vae", "zoo", args.entry)
     return args
 
 
-def dataset(args, recipe, split, training, num_examples=None, batch_size=None):
+def dataset(args, recipe, split, training, num_examples=None, batch_size=None, grey=False):
+    """Training images binarized afresh at every use and shuffled; test
+    images binarized once (seed 0) in order; or, with `grey`, the grey values."""
+    binarize = None if grey else "dynamic" if training else "static"
     return data.load_dataset(
         recipe["dataset"], split=split, batch_size=batch_size or args.batch_size,
-        binarize="dynamic" if training else "static", shuffle=training, seed=args.seed if training else 0,
+        binarize=binarize, shuffle=training, seed=args.seed if training else 0,
         data_dir=args.data_dir, manual_dir=args.manual_dir, num_examples=num_examples,
     )
 
@@ -162,6 +169,8 @@ def train(args, recipe, timings):
         return keras.models.load_model(path)
     keras.utils.set_random_seed(args.seed)
     model = recipe["model"]()
+    if args.output_bias == "data":  # a resumed run restores its trained bias over this
+        initialize_output_bias(model, dataset(args, recipe, "train", training=False, batch_size=10000, grey=True))
     # Several steps per call: the same updates with less per-step overhead (small MLP batches).
     model.compile(optimizer=recipe["optimizer"](), steps_per_execution=recipe.get("steps_per_execution", 1))
     backup = callbacks.BackupAndRestore(os.path.join(args.work_dir, "backup"), delete_checkpoint=False)
@@ -176,6 +185,28 @@ def train(args, recipe, timings):
     files.save_model(model, path)
     backup.remove_backup()  # only now: a kill before the save still resumes
     return model
+
+
+OUTPUT_BIASES = ("zeros", "data")
+
+
+def initialize_output_bias(model, grey_images, clip=1e-3):
+    """Sets the decoder's output bias to the logit of each pixel's mean grey
+    value over `grey_images` (clipped to [clip, 1 - clip]): an untrained
+    Bernoulli decoder then predicts the average image rather than 0.5 for
+    every pixel. Burda et al.'s code starts this way."""
+    if model.get_config().get("likelihood") != "bernoulli":
+        raise ValueError("`--output-bias data` needs a Bernoulli likelihood. "
+                         f"Received: likelihood={model.get_config().get('likelihood')!r}")
+    bias = model.decoder.get_layer("params").bias
+    total, count = 0.0, 0
+    for x in grey_images:
+        total, count = total + np.asarray(x, "float64").sum(axis=0), count + len(x)
+    mean = np.clip(np.reshape(total / count, -1), clip, 1 - clip)
+    if mean.shape != tuple(bias.shape):
+        raise ValueError(f"`--output-bias data` needs a decoder with one output bias per pixel ({mean.shape}). "
+                         f"Received: a bias of shape {tuple(bias.shape)}")
+    bias.assign(np.log(mean) - np.log1p(-mean))
 
 
 def reconstruction_losses(model, ds):
@@ -298,6 +329,9 @@ def model_card(args, recipe):
             )
         else:
             evaluation = "- Test reconstruction loss: `model.evaluate(test)` on the 10,000 test images, each binarized once."
+        bias_text = ("\n- Decoder output bias at the start: the logit of each pixel's mean grey value over the\n"
+                     "  training images, clipped to [0.001, 0.999] (`--output-bias data`)."
+                     if args.output_bias == "data" else "")
         return f"""# {args.entry}: {recipe["description"]}
 
 {recipe["architecture"]}; trained {args.epochs} epochs ({m["steps"]} steps of batch {args.batch_size}).
@@ -325,7 +359,7 @@ files for machines without internet):
 
 - Training data: {recipe["dataset"]} train split (60,000 images), dynamically binarized
   (a fresh Bernoulli draw per pixel every time an image is used), shuffled each epoch.
-- Optimizer: {recipe["optimizer_text"]}.
+- Optimizer: {recipe["optimizer_text"]}.{bias_text}
 {evaluation}
 
 {files_section(args.entry, record)}"""

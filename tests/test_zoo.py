@@ -235,3 +235,29 @@ def test_autoencoder_entries_match_their_cards(name, tfds_dir, manual_dirs):
     losses = np.concatenate([-model.decode(model.latent(x)).log_prob(x).numpy() for x in ds])
     assert losses.mean() == pytest.approx(card["check_reconstruction_loss"], abs=0.05)
     _within(losses, card["test_reconstruction_loss"], "reconstruction loss", floor=0.0)
+
+
+def test_data_output_bias_starts_the_decoder_at_the_mean_image(tfds_dir, manual_dirs):
+    """`scripts/train_zoo.py --output-bias data` (Burda et al.'s start): an
+    untrained Bernoulli decoder then predicts each pixel's mean grey value
+    instead of 0.5, so the reconstruction loss of real test images starts far
+    below 784 ln 2 = 543 nats. Models without one bias per pixel are refused."""
+    import train_zoo
+
+    args = train_zoo.parse_args(["vae_mnist", "--output-bias", "data", "--data-dir", str(tfds_dir),
+                                 "--manual-dir", str(manual_dirs["mnist"])])
+    recipe = train_zoo.RECIPES["vae_mnist"]
+    grey = np.concatenate(list(
+        train_zoo.dataset(args, recipe, "train", training=False, batch_size=10000, grey=True).as_numpy_iterator()))
+    test = train_zoo.dataset(args, recipe, "test", training=False, num_examples=500, batch_size=100)
+    model = recipe["model"]()
+    before = train_zoo.reconstruction_losses(model, test).mean()
+    train_zoo.initialize_output_bias(model, [grey[:25000], grey[25000:]])
+    bias = model.decoder.get_layer("params").bias.numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), np.clip(grey.mean(0, dtype="float64").reshape(-1), 1e-3, 1 - 1e-3),
+                               atol=1e-6)
+    after = train_zoo.reconstruction_losses(model, test).mean()
+    assert before == pytest.approx(784 * np.log(2), abs=5.0) and after < 250.0, (before, after)
+
+    with pytest.raises(ValueError, match=r"one output bias per pixel \(\(784,\)\).*Received: a bias of shape \(1,\)"):
+        train_zoo.initialize_output_bias(train_zoo.RECIPES["conv_vae_mnist"]["model"](), [grey[:10]])
