@@ -195,9 +195,9 @@ def initialize_output_bias(model, grey_images, clip=1e-3):
     value over `grey_images` (clipped to [clip, 1 - clip]): an untrained
     Bernoulli decoder then predicts the average image rather than 0.5 for
     every pixel. Burda et al.'s code starts this way."""
-    if model.get_config().get("likelihood") != "bernoulli":
-        raise ValueError("`--output-bias data` needs a Bernoulli likelihood. "
-                         f"Received: likelihood={model.get_config().get('likelihood')!r}")
+    likelihood = model.get_config().get("likelihood")
+    if likelihood != "bernoulli":
+        raise ValueError(f"`--output-bias data` needs a Bernoulli likelihood. Received: likelihood={likelihood!r}")
     bias = model.decoder.get_layer("params").bias
     total, count = 0.0, 0
     for x in grey_images:

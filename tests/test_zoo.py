@@ -2,6 +2,7 @@
 installed wheel, and every shipped entry re-measured on real test images
 against the numbers in its model card."""
 
+import functools
 import json
 import os
 import shutil
@@ -203,6 +204,13 @@ def test_binarization_entropy_is_the_sum_of_bernoulli_entropies():
     assert binarization_entropy.binarization_entropy(np.full((1, 4), 0.5)) == pytest.approx([4 * np.log(2)])
 
 
+@functools.lru_cache
+def _test_set_binarization_entropy(dataset, tfds_dir, manual_dir):
+    ds = data.load_dataset(dataset, split="test", batch_size=1000, shuffle=False, data_dir=tfds_dir,
+                           manual_dir=manual_dir)
+    return np.concatenate([binarization_entropy.binarization_entropy(x) for x in ds.as_numpy_iterator()])
+
+
 @pytest.mark.parametrize("name", [n for n in zoo.names() if "check_nll" in _record(n)["metrics"]])
 def test_card_nlls_lie_above_the_binarization_noise(name, tfds_dir, manual_dirs):
     """No model predicts the Bernoulli noise a binarization adds: for every
@@ -214,9 +222,7 @@ def test_card_nlls_lie_above_the_binarization_noise(name, tfds_dir, manual_dirs)
     shipped entry clears it by more than 30 nats."""
     record = _record(name)
     card = record["metrics"]
-    ds = data.load_dataset(record["dataset"], split="test", batch_size=1000, shuffle=False,
-                           data_dir=str(tfds_dir), manual_dir=str(manual_dirs[record["dataset"]]))
-    entropy = np.concatenate([binarization_entropy.binarization_entropy(x) for x in ds.as_numpy_iterator()])
+    entropy = _test_set_binarization_entropy(record["dataset"], str(tfds_dir), str(manual_dirs[record["dataset"]]))
     assert len(entropy) == card["eval_examples"] == 10000
     assert card["test_nll"] > entropy.mean() + 1.0
     assert card["check_nll"] > entropy[: card["check_examples"]].mean() + 1.0
