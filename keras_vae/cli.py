@@ -204,6 +204,7 @@ def _check_run_args(args):
     if getattr(args, "train_examples", None) is not None:
         validation.positive_int("--train-examples", args.train_examples)
     validation.positive_int("--batch-size", args.batch_size)
+    validation.positive_float("--learning-rate", args.learning_rate)
 
 
 def train(args):
@@ -265,6 +266,11 @@ def train_prior(args):
     from keras_vae import distribute, plotting
 
     _check_run_args(args)
+    if args.output is None and not args.model_path.endswith(".keras"):
+        raise ValueError(
+            "`--output` (a .keras file name) is needed when `model_path` is not a .keras file to update, "
+            f"such as a zoo entry. Received: model_path={args.model_path!r} and no --output"
+        )
     output = args.output or args.model_path
     if not output.endswith(".keras"):
         raise ValueError(f"`--output` must be a .keras file name. Received: --output={output!r}")
@@ -394,7 +400,7 @@ def main(argv=None):
         commands = {"train": train, "train-prior": train_prior, "sample": sample, "evaluate": evaluate,
                     "export": export, "zoo": list_zoo}
         return commands[args.command](args)
-    except (ValueError, FileExistsError, DatasetUnavailableError) as err:
+    except (ValueError, OSError, DatasetUnavailableError) as err:  # OSError: unwritable paths and the like
         print(f"keras-vae {args.command}: error: {err}", file=sys.stderr)
         return 2
 

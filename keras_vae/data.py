@@ -201,7 +201,12 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     """
     _check_choice("name", name, DATASETS)
     _check_choice("binarize", binarize, BINARIZATIONS)
+    if not isinstance(split, str):
+        raise ValueError(f"`split` must be a TFDS split string such as 'train' or 'test[:1000]'. "
+                         f"Received: split={split!r}")
     validation.positive_int("batch_size", batch_size)
+    if seed is not None:
+        validation.seed("seed", seed)
     if num_examples is not None:
         validation.positive_int("num_examples", num_examples)
     if shuffle is None:
@@ -221,6 +226,12 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     if num_examples is not None:
         ds = ds.take(num_examples)
         size = min(size, num_examples)
+    if drop_remainder and size < batch_size:
+        raise ValueError(
+            f"`batch_size` must be at most the number of examples when incomplete batches are dropped "
+            f"(the default when shuffling), or the dataset is empty: there are {size} (split {split!r}"
+            f"{'' if num_examples is None else f', num_examples={num_examples}'}). Received: batch_size={batch_size}"
+        )
     ds = ds.map(
         lambda ex: (tf.cast(ex["image"], tf.float32) / 255.0, ex["label"]),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -67,6 +67,9 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
             f"`model_name` must be a non-empty folder name without '{os.sep}' or a leading '.'. "
             f"Received: model_name={model_name!r}"
         )
+    if not isinstance(base_path, (str, os.PathLike)) or not os.fspath(base_path):
+        raise ValueError(f"`base_path` must be a folder path (a non-empty str or os.PathLike). "
+                         f"Received: base_path={base_path!r}")
     signatures = model.serving_signatures()  # raises before anything is written
     base_path = os.fspath(base_path)
     target = os.path.join(base_path, model_name, str(version))
@@ -85,6 +88,7 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
 def _write(model, signatures, base_path, model_name, version, overwrite, verbose):
     model_dir = os.path.join(base_path, model_name)
     target = os.path.join(model_dir, str(version))
+    created = not os.path.isdir(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     # Hidden and non-numeric: TF Serving ignores it while it is written.
     tmp = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=model_dir)
@@ -115,6 +119,8 @@ def _write(model, signatures, base_path, model_name, version, overwrite, verbose
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        if created and not os.listdir(model_dir):  # a failed first export leaves no empty folder
+            os.rmdir(model_dir)
 
 
 def _with_shape_checks(fn, input_signature):

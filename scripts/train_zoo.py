@@ -4,7 +4,7 @@ its own script for its prior): `vae_mnist`, `beta_vae_mnist`,
 
     python scripts/train_zoo.py vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
 
-Protocol (`../shared/DESIGN.md` section 3):
+Protocol (test NLL as in Burda et al. 2015):
 - training data: the 60,000 training images, dynamically binarized (a fresh
   Bernoulli draw with the grey value as probability every time an image is
   used), shuffled every epoch;

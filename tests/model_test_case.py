@@ -131,6 +131,12 @@ class ModelTests:
         bad_ds = tf.data.Dataset.from_tensor_slices(x[..., 0]).batch(4)
         with pytest.raises(ValueError, match="`x` must have rank 4"):
             model.fit(bad_ds, epochs=1, verbose=0)
+        batches = tf.data.Dataset.from_tensor_slices(x).batch(4)
+        for call in (model.encode, model.reconstruct):
+            with pytest.raises(ValueError, match=r"`x` must be one batch .*Received: x=<_BatchDataset"):
+                call(batches)
+        with pytest.raises(ValueError, match=r"`z` must be one batch .*Received: z=<_BatchDataset"):
+            model.decode(tf.data.Dataset.from_tensor_slices(np.zeros((4, *model.latent_shape), "float32")).batch(2))
         for kwargs, arg in self.bad_constructor_args:
             with pytest.raises(ValueError, match=f"`{arg}` must .*Received: {arg}="):
                 self.make_model(**kwargs)

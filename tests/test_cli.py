@@ -85,6 +85,9 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path):
     (["train", "vae", "--num-codes", "4"], "`--num-codes` applies to vq_vae. Received it for: vae"),
     (["train", "vae", "--epochs", "0"], "`--epochs` must be a positive integer. Received: --epochs=0"),
     (["train-prior", "missing.keras", "--output", "x.h5"], "`--output` must be a .keras file name"),
+    (["train-prior", "vq_vae_mnist"], "`--output` (a .keras file name) is needed when `model_path` is not a .keras"),
+    (["train", "vae", "--learning-rate", "0"], "`--learning-rate` must be a finite number > 0. Received: --learning-rate=0.0"),
+    (["export", "ae_mnist", "--base-path", "/dev/null/serving"], "keras-vae export: error: [Errno 20] Not a directory"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dirs):
     result = run(*args, "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"]) if args[0].startswith("train") \

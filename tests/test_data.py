@@ -116,6 +116,12 @@ def test_test_split_keeps_everything_and_drop_remainder(data_dir):
     train = _load(data_dir, split="train[:300]", batch_size=128)
     assert train.element_spec.shape[0] == 128
     assert len(list(train)) == 2
+    # Fewer examples than one batch would drop them all: refused, not an empty epoch.
+    for kwargs in ({"split": "train[:100]"}, {"split": "train", "num_examples": 100}):
+        with pytest.raises(ValueError, match=r"`batch_size` must be at most the number of examples .*there are 100 "
+                                             r".*Received: batch_size=128"):
+            _load(data_dir, batch_size=128, **kwargs)
+    assert [b.shape[0] for b in _load(data_dir, split="train[:100]", batch_size=128, drop_remainder=False)] == [100]
 
 
 def test_data_dir_from_environment(data_dir, monkeypatch):
@@ -144,6 +150,8 @@ def test_global_batch_under_distribution_strategy(data_dir, two_replicas):
         ({"batch_size": True}, r"Received: batch_size=True"),
         ({"num_examples": -3},
          r"`num_examples` must be a positive integer\. Received"),
+        ({"split": 5}, r"`split` must be a TFDS split string .*Received: split=5"),
+        ({"seed": -1}, r"`seed` must be an integer in \[0, 2147483647\]\. Received: seed=-1"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, match):

@@ -262,7 +262,12 @@ def test_export_is_atomic_and_refuses_to_overwrite(trained_models, tmp_path, mon
     for version, overwrite in ((2, False), (1, True)):
         with pytest.raises(OSError, match="disk full"):
             vae.export_serving(base, version=version, overwrite=overwrite)
+    with pytest.raises(OSError, match="disk full"):  # the model's first version: no empty folder is left
+        vae.export_serving(tmp_path / "fresh", version=1)
     monkeypatch.undo()
+    assert os.listdir(tmp_path / "fresh") == []
+    with pytest.raises(ValueError, match="`base_path` must be a folder path .*Received: base_path=None"):
+        vae.export_serving(None)
     assert sorted(os.listdir(base / "vae")) == ["1"]
     assert sorted(os.listdir(first)) == listing
 

@@ -126,6 +126,14 @@ def test_fit_prior_under_two_replicas(mnist_binary, two_replicas):
     assert model.sample(2, seed=0).shape == (2, 28, 28, 1)
 
 
+@pytest.mark.parametrize("name, value", [
+    ("prior_kernel_size", 4), ("prior_filters", 0), ("prior_layers", 0), ("prior_dropout", 1.0),
+])
+def test_prior_arguments_are_named_as_vq_vae_names_them(name, value):
+    with pytest.raises(ValueError, match=rf"`{name}` must .*Received: {name}={value}$"):
+        VQVAE(**{**SMALL, name: value}, seed=0)
+
+
 def test_code_maps_reject_bad_input():
     model = VQVAE(**SMALL, seed=0)
     images = np.zeros((4, 28, 28, 1), "float32")

@@ -86,6 +86,16 @@ def test_corrupted_files_are_refused_before_loading(zoo_copy, damage):
         zoo.load("vq_vae_mnist")
 
 
+def test_a_damaged_preset_is_named(zoo_copy):
+    (zoo_copy / "vq_vae_mnist" / zoo.PRESET_FILE).write_text('{"class_name": ')
+    for call in (lambda: zoo.load("vq_vae_mnist"), zoo.list):
+        with pytest.raises(ValueError, match=r"zoo entry 'vq_vae_mnist': .*preset.json is damaged \(not valid JSON"):
+            call()
+    (zoo_copy / "vq_vae_mnist" / zoo.PRESET_FILE).write_text("[]")
+    with pytest.raises(ValueError, match=r"preset.json is damaged \(it lacks the keys"):
+        zoo.load("vq_vae_mnist")
+
+
 def test_an_installed_wheel_loads_the_zoo_offline(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(

@@ -174,12 +174,12 @@ class BaseVAE(ObjectiveModel):
 
     def encode(self, x, training=False):
         """Returns the posterior q(z|x) as a `tfd.Distribution` (batch `[B]`, event `[latent_dim]`)."""
-        self._check_data("x", x)
+        self._check_data("x", x, dataset=False)
         return self._posterior(x, training)
 
     def decode(self, z, training=False):
         """Returns the likelihood p(x|z) as a `tfd.Distribution` (batch `[B]`, event `data_shape`)."""
-        self._check_data("z", z, shape=self.latent_shape, likelihood=False)
+        self._check_data("z", z, shape=self.latent_shape, likelihood=False, dataset=False)
         return self._likelihood(z, training)
 
     def _posterior(self, x, training=False):
@@ -213,7 +213,7 @@ class BaseVAE(ObjectiveModel):
         from q(z|x) (reproducibly for an integer `seed`) and the likelihood mean
         at that z is returned.
         """
-        self._check_data("x", x)
+        self._check_data("x", x, dataset=False)
         if not sample:
             return self(x)
         z = self._posterior(x).sample(seed=_stateless_seed(seed))
@@ -385,10 +385,16 @@ class BaseVAE(ObjectiveModel):
     # ------------------------------------------------------------------ #
     # Input checks, run before any graph is built
     # ------------------------------------------------------------------ #
-    def _check_data(self, name, data, shape=None, likelihood=True):
+    def _check_data(self, name, data, shape=None, likelihood=True, dataset=True):
         shape = self.data_shape if shape is None else shape
         lik = self.likelihood if likelihood else None
         data = validation.input_part(data)
+        if not dataset and isinstance(data, tf.data.Dataset):
+            raise ValueError(
+                f"`{name}` must be one batch (a tensor or array of shape [batch, {', '.join(map(str, shape))}]); "
+                f"map a `tf.data.Dataset` batch by batch, or use `predict` for reconstructions. "
+                f"Received: {name}={data!r}"
+            )
         if validation.check_dataset(name, data, shape):
             return
         if isinstance(data, tf.Tensor) and not tf.executing_eagerly():

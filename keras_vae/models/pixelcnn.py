@@ -13,6 +13,23 @@ from keras_vae.models.objective import ObjectiveModel
 tfd = tfp.distributions
 
 
+ARG_NAMES = ("filters", "num_layers", "kernel_size", "dropout")
+
+
+def check_args(filters, num_layers, kernel_size, dropout, names=ARG_NAMES):
+    """`PixelCNN`'s network arguments, checked; errors call them by `names`
+    (`VQVAE` passes its own `prior_*` names)."""
+    filters = validation.positive_int(names[0], filters)
+    num_layers = validation.positive_int(names[1], num_layers)
+    kernel_size = validation.positive_int(names[2], kernel_size)
+    if kernel_size < 3 or kernel_size % 2 == 0:
+        raise ValueError(f"`{names[2]}` must be odd and >= 3. Received: {names[2]}={kernel_size!r}")
+    dropout = validation.non_negative_float(names[3], dropout)
+    if dropout >= 1:
+        raise ValueError(f"`{names[3]}` must be in [0, 1). Received: {names[3]}={dropout!r}")
+    return filters, num_layers, kernel_size, dropout
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
 class PixelCNN(ObjectiveModel):
     """A gated PixelCNN over `[h, w]` maps of integer codes in `[0, num_codes)`.
@@ -49,12 +66,9 @@ class PixelCNN(ObjectiveModel):
         self.map_shape = validation.int_tuple("map_shape", map_shape)
         if len(self.map_shape) != 2:
             raise ValueError(f"`map_shape` must be (height, width). Received: map_shape={map_shape!r}")
-        self.filters = validation.positive_int("filters", filters)
-        self.num_layers = validation.positive_int("num_layers", num_layers)
-        self.kernel_size = validation.positive_int("kernel_size", kernel_size)
-        self.dropout = validation.non_negative_float("dropout", dropout)
-        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
-            raise ValueError(f"`kernel_size` must be odd and >= 3. Received: kernel_size={kernel_size!r}")
+        self.filters, self.num_layers, self.kernel_size, self.dropout = check_args(
+            filters, num_layers, kernel_size, dropout
+        )
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(self.num_codes, self.filters, name="embedding", dtype=policy)
         self.blocks = [

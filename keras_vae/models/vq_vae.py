@@ -9,7 +9,7 @@ from keras_vae import distribute, validation
 from keras_vae.layers import networks
 from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
 from keras_vae.models.base import BaseVAE
-from keras_vae.models.pixelcnn import PixelCNN
+from keras_vae.models.pixelcnn import PixelCNN, check_args as check_prior_args
 
 tfd = tfp.distributions
 
@@ -104,6 +104,10 @@ class VQVAE(BaseVAE):
             seed=kwargs["seed"],
         )
         self.quantizer.build((None, *encoder.output_shape[1:]))
+        prior_filters, prior_layers, prior_kernel_size, prior_dropout = check_prior_args(
+            prior_filters, prior_layers, prior_kernel_size, prior_dropout,
+            names=("prior_filters", "prior_layers", "prior_kernel_size", "prior_dropout"),
+        )
         self.pixelcnn = PixelCNN(
             self.quantizer.num_codes,
             encoder.output_shape[1:3],
@@ -158,7 +162,7 @@ class VQVAE(BaseVAE):
 
     def encode_indices(self, x):
         """The nearest-code indices of `x`, int32 `[B, h, w]`."""
-        self._check_data("x", x)
+        self._check_data("x", x, dataset=False)
         return self.quantizer.code_indices(self.encoder(x))
 
     def decode_indices(self, indices):

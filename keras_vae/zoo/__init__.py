@@ -56,8 +56,17 @@ def entry_dir(name):
 
 
 def _preset(name):
-    with open(os.path.join(ROOT, name, PRESET_FILE)) as f:
-        return json.load(f)
+    path = os.path.join(ROOT, name, PRESET_FILE)
+    try:
+        with open(path) as f:
+            preset = json.load(f)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"zoo entry {name!r}: {path} is damaged (not valid JSON: {err}); "
+                         "reinstall keras_vae or restore the file") from None
+    if not isinstance(preset, dict) or not {"files", "class_name", "description", "metrics"} <= preset.keys():
+        raise ValueError(f"zoo entry {name!r}: {path} is damaged (it lacks the keys files, class_name, "
+                         "description and metrics); reinstall keras_vae or restore the file")
+    return preset
 
 
 def _sha256(path):
