@@ -215,6 +215,11 @@ def train(args):
     from keras_vae import distribute, plotting
 
     _check_run_args(args)
+    if args.train_examples is not None and args.train_examples < args.batch_size:
+        raise ValueError(
+            "`--train-examples` must be at least `--batch-size` (incomplete training batches are dropped). "
+            f"Received: --train-examples={args.train_examples}, --batch-size={args.batch_size}"
+        )
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
                "ae": keras_vae.AE, "vq_vae": keras_vae.VQVAE}
     kwargs = _model_kwargs(args)

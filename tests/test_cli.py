@@ -77,7 +77,7 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "conv_vae", "--beta", "2"], "`--beta` applies to beta_vae"),
-    (["train", "vae", "--latent-dim", "0", "--train-examples", "8"], "`latent_dim` must be a positive integer"),
+    (["train", "vae", "--latent-dim", "0", "--train-examples", "128"], "`latent_dim` must be a positive integer"),
     (["sample", "missing.keras"], "`model_path` must be an existing .keras file or a zoo entry ("),
     (["export", "vq_vae_mnist", "--base-path", "x", "--version", "0"], "`version` must be a positive integer"),
     (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
@@ -86,6 +86,7 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path):
     (["train", "vae", "--epochs", "0"], "`--epochs` must be a positive integer. Received: --epochs=0"),
     (["train-prior", "missing.keras", "--output", "x.h5"], "`--output` must be a .keras file name"),
     (["train-prior", "vq_vae_mnist"], "`--output` (a .keras file name) is needed when `model_path` is not a .keras"),
+    (["train", "vae", "--train-examples", "100"], "`--train-examples` must be at least `--batch-size` (incomplete"),
     (["train", "vae", "--learning-rate", "0"], "`--learning-rate` must be a finite number > 0. Received: --learning-rate=0.0"),
     (["export", "ae_mnist", "--base-path", "/dev/null/serving"], "keras-vae export: error: [Errno 20] Not a directory"),
 ])
