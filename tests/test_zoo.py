@@ -19,6 +19,7 @@ from keras_vae import data, zoo
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import binarization_entropy  # noqa: E402
+import compare_nll  # noqa: E402
 
 
 def test_list_describes_every_entry():
@@ -205,6 +206,15 @@ def test_likelihood_entries_match_their_cards(name, tfds_dir, manual_dirs):
     assert nll.mean() == pytest.approx(card["check_nll"], abs=0.05)
     standard_error = nll.std(ddof=1) / np.sqrt(len(nll))
     assert card["test_nll"] - 4 * standard_error <= nll.mean() <= card["test_nll"] + 4 * standard_error + 3.0
+
+
+def test_paired_nll_comparison():
+    result = compare_nll.compare(np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.0, 2.0, 2.0]))
+    assert result["difference"] == pytest.approx(0.5)
+    assert result["standard_error"] == pytest.approx(np.sqrt(5 / 3) / 2)  # sample std of (-1, 0, 1, 2) / sqrt(4)
+    assert result["first_better"] == 0.25 and result["images"] == 4
+    with pytest.raises(ValueError, match="different numbers of images: 4 and 3"):
+        compare_nll.compare(np.zeros(4), np.zeros(3))
 
 
 def test_binarization_entropy_is_the_sum_of_bernoulli_entropies():
