@@ -2,13 +2,13 @@
 
 Models (`keras_vae.models`, also importable from here): `BaseVAE` (bring your
 own encoder and decoder), `VAE`, `BetaVAE`, `ConvVAE`, `VQVAE` (with its
-PixelCNN prior) and the deterministic baseline `AE`. Observation models: `keras_vae.likelihoods`; prior and
-posterior families: `keras_vae.priors`. Data (`keras_vae.data`): MNIST and
-Fashion-MNIST through tensorflow-datasets. Plots (`keras_vae.plotting`):
-sample, reconstruction and interpolation grids. Pretrained models
-(`keras_vae.zoo`): `zoo.list()`, `zoo.load(name)`. TF Serving export
-(`keras_vae.export`, or `model.export_serving(base_path, version)`).
-Kill-safe training backups: `keras_vae.callbacks.BackupAndRestore`.
+PixelCNN prior) and the deterministic baseline `AE`. Observation models:
+`keras_vae.likelihoods`; prior and posterior families: `keras_vae.priors`.
+Data (`keras_vae.data`): MNIST and Fashion-MNIST through tensorflow-datasets.
+Plots (`keras_vae.plotting`): sample, reconstruction and interpolation grids.
+Pretrained models (`keras_vae.zoo`): `zoo.list()`, `zoo.load(name)`. TF
+Serving export (`keras_vae.export`, or `model.export_serving(base_path,
+version)`). Kill-safe training backups: `keras_vae.callbacks.BackupAndRestore`.
 """
 
 import importlib

@@ -13,10 +13,7 @@ from keras_vae.models.objective import ObjectiveModel
 tfd = tfp.distributions
 
 
-ARG_NAMES = ("filters", "num_layers", "kernel_size", "dropout")
-
-
-def check_args(filters, num_layers, kernel_size, dropout, names=ARG_NAMES):
+def check_args(filters, num_layers, kernel_size, dropout, names=("filters", "num_layers", "kernel_size", "dropout")):
     """`PixelCNN`'s network arguments, checked; errors call them by `names`
     (`VQVAE` passes its own `prior_*` names)."""
     filters = validation.positive_int(names[0], filters)
