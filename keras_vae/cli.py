@@ -26,6 +26,39 @@ MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
 VAES = ("vae", "beta_vae", "conv_vae", "ae")
 
 
+def _positive(kind):
+    """An argparse type: a finite `kind` (int or float) > 0. argparse names
+    the flag in its error: "argument --num: must be a positive integer;
+    received '0'"."""
+    expected = "a positive integer" if kind is int else "a finite number > 0"
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {expected}; received {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE_INT, POSITIVE_FLOAT = _positive(int), _positive(float)
+
+
+def _seed(text):
+    """An argparse type: a seed TensorFlow's stateless generators take."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {2**31 - 1}]; received {text!r}")
+    return value
+
+
 def _int_list(text):
     try:
         return tuple(int(v) for v in text.split(","))
@@ -37,7 +70,7 @@ def _data_args(parser):
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
     parser.add_argument("--binarize", default="auto", choices=("auto", "dynamic", "static", "none"),
                         help="'auto': dynamic for the bernoulli likelihood, none otherwise")
-    parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=128, help="global batch size")
     parser.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or TFDS's own)")
     parser.add_argument("--manual-dir",
                         help="folder with the official dataset files, for machines without internet")
@@ -50,12 +83,12 @@ def build_parser():
     train = sub.add_parser("train", help="train a model with model.fit")
     train.add_argument("model", choices=MODELS)
     _data_args(train)
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--train-examples", type=int, help="use only the first N training images (quick trials)")
-    train.add_argument("--latent-dim", type=int, help="dimension of z (default 16; vq_vae: --code-dim)")
+    train.add_argument("--epochs", type=POSITIVE_INT, default=5)
+    train.add_argument("--train-examples", type=POSITIVE_INT, help="use only the first N training images (quick trials)")
+    train.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of z (default 16; vq_vae: --code-dim)")
     train.add_argument("--likelihood", help="observation model (default: bernoulli; vq_vae: gaussian)")
-    train.add_argument("--likelihood-scale", type=float, help="sigma of the 'gaussian' likelihood (default 0.1)")
-    train.add_argument("--num-samples", type=int, help="posterior samples per example (default 1)")
+    train.add_argument("--likelihood-scale", type=POSITIVE_FLOAT, help="sigma of the 'gaussian' likelihood (default 0.1)")
+    train.add_argument("--num-samples", type=POSITIVE_INT, help="posterior samples per example (default 1)")
     train.add_argument("--hidden-units", type=_int_list, help="MLP widths, e.g. 512,256 (vae, beta_vae, ae)")
     train.add_argument("--filters", type=_int_list, help="conv channels, e.g. 32,64 (conv_vae, vq_vae)")
     train.add_argument("--activation", help="hidden activation, e.g. relu or tanh")
@@ -63,8 +96,8 @@ def build_parser():
     train.add_argument("--capacity", type=float, help="KL capacity C in nats (beta_vae, Burgess et al.)")
     train.add_argument("--gamma", type=float, help="weight of |KL - C| (beta_vae with --capacity)")
     train.add_argument("--capacity-steps", type=int, help="steps over which C grows to --capacity")
-    train.add_argument("--num-codes", type=int, help="codebook size K (vq_vae, default 128)")
-    train.add_argument("--code-dim", type=int, help="code dimension D (vq_vae, default 16)")
+    train.add_argument("--num-codes", type=POSITIVE_INT, help="codebook size K (vq_vae, default 128)")
+    train.add_argument("--code-dim", type=POSITIVE_INT, help="code dimension D (vq_vae, default 16)")
     train.add_argument("--codebook-update", choices=("loss", "ema"), help="codebook learning (vq_vae)")
     train.add_argument("--decay", type=float, help="EMA decay with --codebook-update ema (vq_vae)")
     train.add_argument("--dead-code-steps", type=int, help="restart codes unused for N steps (vq_vae)")
@@ -72,27 +105,27 @@ def build_parser():
                        help="initialise the codebook from the first batch's encodings (vq_vae)")
     train.add_argument("--codebook-initializer",
                        help="Keras initializer of the codebook, e.g. random_uniform (vq_vae)")
-    train.add_argument("--prior-filters", type=int, help="channels of the PixelCNN prior (vq_vae)")
-    train.add_argument("--prior-layers", type=int, help="gated blocks of the PixelCNN prior (vq_vae)")
-    train.add_argument("--prior-kernel-size", type=int, help="masked convolution width of the prior (vq_vae)")
+    train.add_argument("--prior-filters", type=POSITIVE_INT, help="channels of the PixelCNN prior (vq_vae)")
+    train.add_argument("--prior-layers", type=POSITIVE_INT, help="gated blocks of the PixelCNN prior (vq_vae)")
+    train.add_argument("--prior-kernel-size", type=POSITIVE_INT, help="masked convolution width of the prior (vq_vae)")
     train.add_argument("--prior-dropout", type=float, help="dropout rate inside the prior's blocks (vq_vae)")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=1e-3)
     train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     train.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
     train.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted "
                        "(keras_vae.callbacks.BackupAndRestore)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--output-dir", default=None, help="default: runs/<model>_<dataset>")
 
     prior = sub.add_parser("train-prior", help="train the PixelCNN prior of a saved vq_vae on its training set")
     prior.add_argument("model_path")
     _data_args(prior)
-    prior.add_argument("--epochs", type=int, default=10)
-    prior.add_argument("--train-examples", type=int, help="use only the first N training images (quick trials)")
-    prior.add_argument("--learning-rate", type=float, default=1e-3)
-    prior.add_argument("--seed", type=int, default=0)
+    prior.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    prior.add_argument("--train-examples", type=POSITIVE_INT, help="use only the first N training images (quick trials)")
+    prior.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=1e-3)
+    prior.add_argument("--seed", type=_seed, default=0)
     prior.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
     prior.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted")
@@ -100,16 +133,16 @@ def build_parser():
 
     sample = sub.add_parser("sample", help="write a PNG grid of prior samples from a saved model")
     sample.add_argument("model_path")
-    sample.add_argument("--num", type=int, default=64)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--temperature", type=float, help="PixelCNN sampling temperature (vq_vae, default 1)")
+    sample.add_argument("--num", type=POSITIVE_INT, default=64)
+    sample.add_argument("--seed", type=_seed, default=0)
+    sample.add_argument("--temperature", type=POSITIVE_FLOAT, help="PixelCNN sampling temperature (vq_vae, default 1)")
     sample.add_argument("--output", default="samples.png")
 
     evaluate = sub.add_parser("evaluate", help="test-set ELBO and its parts for a saved model")
     evaluate.add_argument("model_path")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--iw-samples", type=int,
+    evaluate.add_argument("--seed", type=_seed, default=0)
+    evaluate.add_argument("--iw-samples", type=POSITIVE_INT,
                           help="also report nll and bits_per_dim, importance-weighted with this many samples")
     _data_args(evaluate)
 
@@ -117,7 +150,7 @@ def build_parser():
     export.add_argument("model_path")
     export.add_argument("--base-path", required=True, help="the folder TF Serving watches (one level above NAME)")
     export.add_argument("--name", help="model name in TF Serving (default: the model's name)")
-    export.add_argument("--version", type=int, default=1)
+    export.add_argument("--version", type=POSITIVE_INT, default=1)
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
 
     sub.add_parser("zoo", help="list the pretrained models")
@@ -197,16 +230,6 @@ def _write_json(obj, path):
     files.write_text(path, json.dumps(obj, indent=2))
 
 
-def _check_run_args(args):
-    from keras_vae import validation
-
-    validation.positive_int("--epochs", args.epochs)
-    if getattr(args, "train_examples", None) is not None:
-        validation.positive_int("--train-examples", args.train_examples)
-    validation.positive_int("--batch-size", args.batch_size)
-    validation.positive_float("--learning-rate", args.learning_rate)
-
-
 def train(args):
     import keras
     import numpy as np
@@ -214,7 +237,6 @@ def train(args):
     import keras_vae
     from keras_vae import distribute, plotting
 
-    _check_run_args(args)
     if args.train_examples is not None and args.train_examples < args.batch_size:
         raise ValueError(
             "`--train-examples` must be at least `--batch-size` (incomplete training batches are dropped). "
@@ -270,7 +292,6 @@ def train_prior(args):
 
     from keras_vae import distribute, plotting
 
-    _check_run_args(args)
     if args.output is None and not args.model_path.endswith(".keras"):
         raise ValueError(
             "`--output` (a .keras file name) is needed when `model_path` is not a .keras file to update, "

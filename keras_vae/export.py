@@ -17,7 +17,9 @@ from `model.serving_signatures()`; for the Gaussian-posterior models:
 has no `score` (it defines no density). The version directory is written
 under a hidden temporary name next to it and renamed into place when
 complete, so a server watching `<base_path>/<model_name>` never sees half a
-model; an existing version is only replaced when asked (`overwrite=True`).
+model; an existing version is only replaced when asked (`overwrite=True`),
+and a version that an interrupted replacement left aside is put back by
+the next export of that version.
 TF Serving feeds a request to the graph without checking its shape against the
 signature, so every signature checks its inputs' shapes first and a mismatch
 fails with INVALID_ARGUMENT giving both shapes and the input's name. Under
@@ -25,9 +27,11 @@ several workers only the chief's export is kept.
 """
 
 import functools
+import glob
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import tensorflow as tf
@@ -73,6 +77,7 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
     signatures = model.serving_signatures()  # raises before anything is written
     base_path = os.fspath(base_path)
     target = os.path.join(base_path, model_name, str(version))
+    _restore_interrupted(target)
     if os.path.exists(target) and not overwrite:  # checked by every worker alike
         raise FileExistsError(
             f"`version` {version} already exists at {target}; pass overwrite=True (CLI: --overwrite) "
@@ -83,6 +88,23 @@ def export_serving(model, base_path, version=1, model_name=None, overwrite=False
     with distribute.chief_path(base_path, model.distribute_strategy) as where:
         _write(model, signatures, where, model_name, version, overwrite, verbose)
     return target
+
+
+def _restore_interrupted(target):
+    """Puts back a version that an overwriting export moved aside and then
+    died (killed between its two renames) before renaming the new one in."""
+    if os.path.exists(target):
+        return
+    model_dir, version = os.path.split(target)
+    for old in sorted(glob.glob(os.path.join(glob.escape(model_dir), f".{version}.old-*"))):
+        try:
+            os.rename(os.path.join(old, "previous"), target)
+        except OSError:  # nothing to restore in it, or another export restored first
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        warnings.warn(f"Restored version {version} at {target}: an export that was replacing it was interrupted "
+                      f"and had left it in {old}.", stacklevel=3)
+        return
 
 
 def _write(model, signatures, base_path, model_name, version, overwrite, verbose):

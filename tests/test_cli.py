@@ -77,17 +77,22 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "conv_vae", "--beta", "2"], "`--beta` applies to beta_vae"),
-    (["train", "vae", "--latent-dim", "0", "--train-examples", "128"], "`latent_dim` must be a positive integer"),
+    (["train", "vae", "--latent-dim", "0"], "argument --latent-dim: must be a positive integer; received '0'"),
     (["sample", "missing.keras"], "`model_path` must be an existing .keras file or a zoo entry ("),
-    (["export", "vq_vae_mnist", "--base-path", "x", "--version", "0"], "`version` must be a positive integer"),
+    (["export", "vq_vae_mnist", "--base-path", "x", "--version", "0"], "argument --version: must be a positive integer"),
+    (["sample", "vq_vae_mnist", "--num", "0"], "argument --num: must be a positive integer; received '0'"),
+    (["sample", "vq_vae_mnist", "--temperature", "nan"], "argument --temperature: must be a finite number > 0"),
+    (["evaluate", "vae_mnist", "--iw-samples", "-5"], "argument --iw-samples: must be a positive integer"),
+    (["evaluate", "vae_mnist", "--seed", "-1"], "argument --seed: must be an integer in [0, 2147483647]; received '-1'"),
     (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
     (["train", "vq_vae", "--latent-dim", "4"], "`--latent-dim` applies to vae, beta_vae, conv_vae, ae"),
     (["train", "vae", "--num-codes", "4"], "`--num-codes` applies to vq_vae. Received it for: vae"),
-    (["train", "vae", "--epochs", "0"], "`--epochs` must be a positive integer. Received: --epochs=0"),
+    (["train", "vae", "--epochs", "0"], "argument --epochs: must be a positive integer; received '0'"),
+    (["train", "vae", "--batch-size", "ten"], "argument --batch-size: must be a positive integer; received 'ten'"),
     (["train-prior", "missing.keras", "--output", "x.h5"], "`--output` must be a .keras file name"),
     (["train-prior", "vq_vae_mnist"], "`--output` (a .keras file name) is needed when `model_path` is not a .keras"),
     (["train", "vae", "--train-examples", "100"], "`--train-examples` must be at least `--batch-size` (incomplete"),
-    (["train", "vae", "--learning-rate", "0"], "`--learning-rate` must be a finite number > 0. Received: --learning-rate=0.0"),
+    (["train", "vae", "--learning-rate", "0"], "argument --learning-rate: must be a finite number > 0; received '0'"),
     (["export", "ae_mnist", "--base-path", "/dev/null/serving"], "keras-vae export: error: [Errno 20] Not a directory"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tfds_dir, manual_dirs):

@@ -294,6 +294,50 @@ def test_export_is_atomic_and_refuses_to_overwrite(trained_models, tmp_path, mon
     np.testing.assert_allclose(decoded, other.decode(np.zeros((1, 4), "float32")).mean(), atol=1e-6)
 
 
+KILLED_MID_REPLACE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from keras_vae import VAE
+
+    base = sys.argv[1]
+    model = VAE(latent_dim=4, hidden_units=(32,), seed=1, name="vae")
+    target = os.path.join(base, "vae", "1")
+    rename = os.rename
+
+    def dies_before_the_new_version_is_in(src, dst, *args, **kwargs):
+        if os.fspath(dst) == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return rename(src, dst, *args, **kwargs)
+
+    os.rename = dies_before_the_new_version_is_in
+    model.export_serving(base, version=1, overwrite=True)
+    """
+)
+
+
+def test_next_export_restores_a_version_that_a_killed_replacement_moved_aside(trained_models, tmp_path):
+    vae = trained_models["vae"]
+    base = tmp_path / "serving"
+    first = vae.export_serving(base, version=1)
+    listing = sorted(os.listdir(first))
+    # A real process, really killed (SIGKILL: no cleanup runs) after it moved
+    # version 1 aside and before it renamed its own export in.
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_MID_REPLACE)
+    result = subprocess.run([sys.executable, str(script), str(base)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == -9, result.stderr
+    left = os.listdir(base / "vae")
+    assert "1" not in left and any(name.startswith(".1.old-") for name in left), left
+
+    with pytest.warns(UserWarning, match="Restored version 1 .* an export that was replacing it was interrupted"):
+        with pytest.raises(FileExistsError, match="`version` 1 already exists"):
+            vae.export_serving(base, version=1)
+    assert [n for n in os.listdir(base / "vae") if not n.startswith(".1.partial-")] == ["1"]
+    assert sorted(os.listdir(first)) == listing
+    decoded = tf.saved_model.load(first).signatures["decode"](z=tf.zeros([1, 4]))["images"]
+    np.testing.assert_allclose(decoded, vae.decode(np.zeros((1, 4), "float32")).mean(), atol=1e-6)
+
+
 def test_bad_export_arguments(trained_models, mnist_binary, tmp_path):
     vae = trained_models["vae"]
     with pytest.raises(ValueError, match="`version` must be a positive integer. Received: version=0"):
