@@ -5,6 +5,7 @@ against the numbers in its model card."""
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from keras_vae import data, zoo
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import binarization_entropy  # noqa: E402
+import active_units  # noqa: E402
 import compare_nll  # noqa: E402
 
 
@@ -217,6 +219,21 @@ def test_paired_nll_comparison():
         compare_nll.compare(np.zeros(4), np.zeros(3))
 
 
+def test_active_units_match_the_card(tfds_dir, manual_dirs):
+    """`scripts/active_units.py` counts units whose posterior mean varies
+    over the test set; the shipped `vae_mnist` weights give the card's count."""
+    means = np.stack([np.linspace(-1, 1, 100), np.full(100, 3.0), np.linspace(0, 0.3, 100)], axis=1)
+    count, variances = active_units.active_units(means)  # variances 0.34, 0, 0.0077
+    assert count == 1 and variances[0] == pytest.approx(np.var(np.linspace(-1, 1, 100)))
+
+    card = open(os.path.join(zoo.entry_dir("vae_mnist"), "README.md")).read()
+    stated = int(re.search(r"(\d+) of the 50 latent units are active", card).group(1))
+    data_args = ["--data-dir", str(tfds_dir), "--manual-dir", str(manual_dirs["mnist"])]
+    assert active_units.main(["vae_mnist", *data_args]) == {"vae_mnist": stated}
+    with pytest.raises(SystemExit, match="ae_mnist has no Gaussian posterior"):
+        active_units.main(["ae_mnist", *data_args])
+
+
 def test_binarization_entropy_is_the_sum_of_bernoulli_entropies():
     import tensorflow_probability as tfp
 
@@ -273,8 +290,9 @@ def test_data_output_bias_starts_the_decoder_at_the_mean_image(tfds_dir, manual_
     below 784 ln 2 = 543 nats. Models without one bias per pixel are refused."""
     import train_zoo
 
-    args = train_zoo.parse_args(["vae_mnist", "--output-bias", "data", "--data-dir", str(tfds_dir),
-                                 "--manual-dir", str(manual_dirs["mnist"])])
+    args = train_zoo.parse_args(["vae_mnist", "--data-dir", str(tfds_dir), "--manual-dir", str(manual_dirs["mnist"])])
+    assert args.output_bias == "data"  # the shipped entry's recipe; others start at Keras' zeros
+    assert train_zoo.parse_args(["conv_vae_mnist"]).output_bias == "zeros"
     recipe = train_zoo.RECIPES["vae_mnist"]
     grey = np.concatenate(list(
         train_zoo.dataset(args, recipe, "train", training=False, batch_size=10000, grey=True).as_numpy_iterator()))
