@@ -22,41 +22,30 @@ import os
 import sys
 import time
 
+from keras_vae import validation
+
 MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
 VAES = ("vae", "beta_vae", "conv_vae", "ae")
 
 
-def _positive(kind):
-    """An argparse type: a finite `kind` (int or float) > 0. argparse names
-    the flag in its error: "argument --num: must be a positive integer;
-    received '0'"."""
-    expected = "a positive integer" if kind is int else "a finite number > 0"
+def _checked(convert, check, expected):
+    """An argparse type: `text` converted, then `check`ed by the library's own
+    validator. argparse names the flag in its error: "argument --num: must be
+    a positive integer; received '0'"."""
 
     def parse(text):
         try:
-            value = kind(text)
+            return check("value", convert(text))
         except ValueError:
-            value = None
-        if value is None or not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be {expected}; received {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"must be {expected}; received {text!r}") from None
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = convert.__name__
     return parse
 
 
-POSITIVE_INT, POSITIVE_FLOAT = _positive(int), _positive(float)
-
-
-def _seed(text):
-    """An argparse type: a seed TensorFlow's stateless generators take."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, {2**31 - 1}]; received {text!r}")
-    return value
+POSITIVE_INT = _checked(int, validation.positive_int, "a positive integer")
+POSITIVE_FLOAT = _checked(float, validation.positive_float, "a finite number > 0")
+SEED = _checked(int, validation.seed, f"an integer in [0, {validation.MAX_SEED}]")
 
 
 def _int_list(text):
@@ -116,7 +105,7 @@ def build_parser():
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
     train.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted "
                        "(keras_vae.callbacks.BackupAndRestore)")
-    train.add_argument("--seed", type=_seed, default=0)
+    train.add_argument("--seed", type=SEED, default=0)
     train.add_argument("--output-dir", default=None, help="default: runs/<model>_<dataset>")
 
     prior = sub.add_parser("train-prior", help="train the PixelCNN prior of a saved vq_vae on its training set")
@@ -125,7 +114,7 @@ def build_parser():
     prior.add_argument("--epochs", type=POSITIVE_INT, default=10)
     prior.add_argument("--train-examples", type=POSITIVE_INT, help="use only the first N training images (quick trials)")
     prior.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=1e-3)
-    prior.add_argument("--seed", type=_seed, default=0)
+    prior.add_argument("--seed", type=SEED, default=0)
     prior.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
     prior.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted")
@@ -134,14 +123,14 @@ def build_parser():
     sample = sub.add_parser("sample", help="write a PNG grid of prior samples from a saved model")
     sample.add_argument("model_path")
     sample.add_argument("--num", type=POSITIVE_INT, default=64)
-    sample.add_argument("--seed", type=_seed, default=0)
+    sample.add_argument("--seed", type=SEED, default=0)
     sample.add_argument("--temperature", type=POSITIVE_FLOAT, help="PixelCNN sampling temperature (vq_vae, default 1)")
     sample.add_argument("--output", default="samples.png")
 
     evaluate = sub.add_parser("evaluate", help="test-set ELBO and its parts for a saved model")
     evaluate.add_argument("model_path")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--seed", type=_seed, default=0)
+    evaluate.add_argument("--seed", type=SEED, default=0)
     evaluate.add_argument("--iw-samples", type=POSITIVE_INT,
                           help="also report nll and bits_per_dim, importance-weighted with this many samples")
     _data_args(evaluate)

@@ -17,14 +17,14 @@ def positive_int(name, value):
     return int(value)
 
 
-_MAX_SEED = 2**31 - 1
+MAX_SEED = 2**31 - 1
 
 
 def seed(name, value):
     """A seed usable by TensorFlow's stateless generators: 0 <= value < 2**31."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= _MAX_SEED:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED:
         raise ValueError(
-            f"`{name}` must be an integer in [0, {_MAX_SEED}]. Received: {name}={value!r}"
+            f"`{name}` must be an integer in [0, {MAX_SEED}]. Received: {name}={value!r}"
         )
     return int(value)
 

@@ -12,13 +12,12 @@ takes zoo names or `.keras` files and prints one line per model.
 """
 
 import argparse
-import os
 
-import keras
 import numpy as np
 
 import keras_vae
-from keras_vae import data, zoo
+from keras_vae import data
+from keras_vae.cli import _load as load  # a .keras file or a zoo name, as everywhere in the CLI
 
 
 def posterior_means(model, images, batch_size=1000):
@@ -34,15 +33,6 @@ def active_units(means, threshold=0.01):
     return int(np.sum(variances > threshold)), variances
 
 
-def load(model):
-    if model in zoo.names():
-        return zoo.load(model)
-    if os.path.isfile(model):
-        return keras.models.load_model(model)
-    raise SystemExit(f"active_units: error: `model` must be a zoo name ({', '.join(zoo.names())}) or a .keras "
-                     f"file. Received: {model!r}")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="zoo names or .keras files")
@@ -56,7 +46,10 @@ def main(argv=None):
     images = np.concatenate(list(test.as_numpy_iterator()))
     results = {}
     for name in args.models:
-        model = load(name)
+        try:
+            model = load(name)
+        except ValueError as err:
+            raise SystemExit(f"active_units: error: {err}") from None
         if not isinstance(model, (keras_vae.VAE, keras_vae.ConvVAE)) or not model.defines_density:
             raise SystemExit(f"active_units: error: {name} has no Gaussian posterior (a VAE is needed). "
                              f"Received: {type(model).__name__}")

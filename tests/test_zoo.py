@@ -19,8 +19,8 @@ from keras_vae import data, zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-import binarization_entropy  # noqa: E402
 import active_units  # noqa: E402
+import binarization_entropy  # noqa: E402
 import compare_nll  # noqa: E402
 
 
