@@ -12,8 +12,26 @@ version)`). Kill-safe training backups: `keras_vae.callbacks.BackupAndRestore`.
 """
 
 import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
+
+
+def _started_as_command():
+    """True while the `keras-vae` command (or `python -m keras_vae.cli`) imports the package."""
+    argv = getattr(sys, "orig_argv", sys.argv)
+    return os.path.basename(sys.argv[0]) in ("keras-vae", "keras-vae.exe") or any(
+        flag == "-m" and module == "keras_vae.cli" for flag, module in zip(argv, argv[1:]))
+
+
+if _started_as_command():
+    # The command's console stays free of TensorFlow's C++ INFO lines (TFRecord
+    # buffer sizes and the like); warnings and errors still show. TensorFlow
+    # reads the level once, so it is set before TensorFlow loads; a
+    # TF_CPP_MIN_LOG_LEVEL the user set wins. `import keras_vae` in a program
+    # changes nothing.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from keras_vae import likelihoods, priors  # noqa: E402
 from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvVAE  # noqa: E402

@@ -343,12 +343,10 @@ def _save_trained(model, path, strategy, backup, optimizer, what):
 
 
 def _load(path):
-    import keras
-
-    from keras_vae import zoo
+    from keras_vae import files, zoo
 
     if os.path.isfile(path):
-        return keras.models.load_model(path)
+        return files.load_model(path, "model_path")
     if path in zoo.names():
         return zoo.load(path)
     raise ValueError(
@@ -408,7 +406,6 @@ def list_zoo(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_vae.data import DatasetUnavailableError
 
     try:

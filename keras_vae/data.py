@@ -221,7 +221,9 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     if drop_remainder is None:
         drop_remainder = bool(shuffle)
 
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    # No TFDS auto-cache: the pipeline caches the decoded images below, and
+    # `num_examples` would read TFDS's cache only partly (a TensorFlow warning).
+    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=tfds.ReadConfig(try_autocache=False))
     size = builder.info.splits[split].num_examples
     if num_examples is not None:
         ds = ds.take(num_examples)

@@ -5,6 +5,7 @@ only once complete (the previous file stays intact until then)."""
 import hashlib
 import os
 import tempfile
+import zipfile
 
 
 def replace_atomically(path, write, suffix):
@@ -53,6 +54,24 @@ def save_model(model, path):
     if not path.endswith(".keras"):
         raise ValueError(f"`path` must be a .keras file name. Received: path={path!r}")
     return replace_atomically(path, model.save, ".keras")
+
+
+def load_model(path, name="path"):
+    """`keras.models.load_model(path)` for an existing `.keras` file, which
+    must be a readable archive: a damaged one (junk, truncated, a corrupted
+    member) is refused with a `ValueError` naming `name` and saying so, where
+    Keras would report "File not found"."""
+    import keras
+
+    path = os.fspath(path)
+    problem = f"`{name}` exists but is not a readable .keras archive (corrupted or truncated): {path}"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{problem} ({os.path.getsize(path)} bytes, not a zip archive). "
+                         "Save the model again or restore the file.")
+    try:
+        return keras.models.load_model(path)
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{problem} ({err}). Save the model again or restore the file.") from None
 
 
 def write_text(path, text):

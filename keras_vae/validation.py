@@ -142,6 +142,22 @@ def input_part(data):
     return data[0] if isinstance(data, tuple) and data else data
 
 
+def check_not_empty(name, data):
+    """Refuses inputs without a single example: Keras would run no step and
+    return as if it had trained or evaluated. A `tf.data.Dataset` is refused
+    when its cardinality is known to be 0 (its values are not read)."""
+    data = input_part(data)
+    if isinstance(data, tf.data.Dataset):
+        if int(data.cardinality()) == 0:
+            raise ValueError(f"`{name}` must yield at least one batch. Received: an empty tf.data.Dataset "
+                             f"({name}.cardinality() == 0)")
+        return
+    if isinstance(data, (np.ndarray, tf.Tensor, list)):
+        shape = tuple(data.shape) if isinstance(data, (np.ndarray, tf.Tensor)) else np.shape(data)
+        if shape and shape[0] == 0:
+            raise ValueError(f"`{name}` must hold at least one example. Received: {name}.shape={_shape_str(shape)}")
+
+
 def check_dataset(name, data, event_shape, integer=False):
     """If `data` is a `tf.data.Dataset`, checks its element spec (rank, shape
     and dtype of the batches of inputs, never their values) and returns True;

@@ -76,7 +76,8 @@ def _time_fit(model, ds, steps, warmup):
     """Seconds per steady-state step of `model.fit`: tracing and the iterator's
     set-up and tear-down (once per `fit` call) are left out, as for the floor."""
     timer = _StepTimer(warmup)
-    model.fit(ds, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[timer])
+    # shuffle=False: a dataset keeps its own order (Keras warns about its default True).
+    model.fit(ds, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[timer], shuffle=False)
     return timer.per_step
 
 

@@ -72,7 +72,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--work-dir", default="runs/vq_vae_mnist", help="checkpoints and intermediate files")
-    parser.add_argument("--output-dir", default="keras_vae/zoo/vq_vae_mnist", help="the zoo entry: model, grids, metrics, card")
+    parser.add_argument("--output-dir", default="zoo/vq_vae_mnist", help="the zoo entry: model, grids, metrics, card")
     return parser.parse_args(argv)
 
 

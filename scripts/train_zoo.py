@@ -143,13 +143,13 @@ def parse_args(argv=None):
                         "'zeros' (Keras' default) or 'data' (the logit of each pixel's mean grey value over the "
                         "training images, as in Burda et al.'s code; MLP decoders only). Default: the recipe's")
     parser.add_argument("--work-dir", help="checkpoints (default runs/zoo/<entry>)")
-    parser.add_argument("--output-dir", help="the zoo entry (default keras_vae/zoo/<entry>)")
+    parser.add_argument("--output-dir", help="the zoo entry (default zoo/<entry>)")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or RECIPES[args.entry]["epochs"]
     args.batch_size = args.batch_size or RECIPES[args.entry]["batch_size"]
     args.output_bias = args.output_bias or RECIPES[args.entry].get("output_bias", "zeros")
     args.work_dir = args.work_dir or os.path.join("runs", "zoo", args.entry)
-    args.output_dir = args.output_dir or os.path.join("keras_vae", "zoo", args.entry)
+    args.output_dir = args.output_dir or os.path.join("zoo", args.entry)
     return args
 
 

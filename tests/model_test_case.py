@@ -1,6 +1,8 @@
 """The checks every zoo model runs: subclass `ModelTests` and set
 `model_class` and `init_kwargs` (small networks keep the suite fast)."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -97,7 +99,10 @@ class ModelTests:
                 # XLA's stateless RNG differs from the TF kernel's: same setting on both sides.
                 model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
             ds = tf.data.Dataset.from_tensor_slices(data).batch(BATCH, drop_remainder=True)
-            history = model.fit(ds, epochs=1, verbose=0).history
+            with warnings.catch_warnings():
+                # A dataset shuffles by itself: `fit` passes Keras no `shuffle=True` to warn about.
+                warnings.simplefilter("error", UserWarning)
+                history = model.fit(ds, epochs=1, verbose=0).history
             return model, history
 
         single, h1 = train(tf.distribute.get_strategy())
@@ -137,6 +142,17 @@ class ModelTests:
                 call(batches)
         with pytest.raises(ValueError, match=r"`z` must be one batch .*Received: z=<_BatchDataset"):
             model.decode(tf.data.Dataset.from_tensor_slices(np.zeros((4, *model.latent_shape), "float32")).batch(2))
+        # Empty inputs: Keras would run no step and return as if it had trained.
+        weights = [w.numpy() for w in model.trainable_weights]
+        for call in (lambda d: model.fit(d, epochs=1, verbose=0), model.train_on_batch,
+                     lambda d: model.evaluate(d, verbose=0), lambda d: model.predict(d, verbose=0)):
+            with pytest.raises(ValueError, match=r"`x` must hold at least one example. Received: x.shape=\(0, 28"):
+                call(x[:0])
+            with pytest.raises(ValueError, match=r"`x` must yield at least one batch. Received: an empty tf.data"):
+                call(tf.data.Dataset.from_tensor_slices(x).batch(64, drop_remainder=True))
+        with pytest.raises(ValueError, match=r"`validation_data` must hold at least one example"):
+            model.fit(x, validation_data=(x[:0],), epochs=1, verbose=0)
+        assert all(np.array_equal(a, b.numpy()) for a, b in zip(weights, model.trainable_weights))
         for kwargs, arg in self.bad_constructor_args:
             with pytest.raises(ValueError, match=f"`{arg}` must .*Received: {arg}="):
                 self.make_model(**kwargs)

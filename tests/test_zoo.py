@@ -5,11 +5,14 @@ against the numbers in its model card."""
 import functools
 import json
 import os
+import pathlib
 import re
 import shutil
+import site
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import numpy as np
 import pytest
@@ -102,35 +105,83 @@ def test_a_damaged_preset_is_named(zoo_copy):
         zoo.load("vq_vae_mnist")
 
 
+def _site_dirs():
+    """This environment's site-packages (a venv's, a conda prefix's or the
+    system interpreter's), and the user site if it is on `sys.path`."""
+    dirs = site.getsitepackages()
+    if site.ENABLE_USER_SITE and site.getusersitepackages() in sys.path:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dirs if os.path.isdir(d)]
+
+
 def test_an_installed_wheel_loads_the_zoo_offline(tmp_path):
+    # Built from a copy of the sources: setuptools reuses a checkout's build/,
+    # which may hold files of an older layout.
+    source = tmp_path / "source"
+    for name in ("keras_vae", "zoo"):
+        shutil.copytree(os.path.join(REPO, name), source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(REPO, name), source / name)
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), REPO],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+         str(source)],
         check=True, timeout=600,
     )
     (wheel,) = wheels.glob("keras_vae-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # the entries mapped into the package, checksums and all
+        assert "keras_vae/zoo_entries/vq_vae_mnist/model.weights.h5" in archive.namelist()
     venv = tmp_path / "venv"
-    # The venv reuses this interpreter's TensorFlow (--system-site-packages);
-    # keras_vae itself comes from the wheel (checked below), installed without
-    # the network.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
                    check=True, timeout=600)
+    # TensorFlow and the other dependencies come from the environment running
+    # these tests, whatever kind it is: its site-packages go on the new venv's
+    # path through a .pth file, after the venv's own site-packages, so
+    # keras_vae itself comes from the wheel (checked below). `venv
+    # --system-site-packages` would expose the base interpreter's packages
+    # instead, which a virtual environment does not have.
+    inner_site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                check=True, capture_output=True, text=True).stdout.strip()
+    pathlib.Path(inner_site, "outer_environment.pth").write_text("".join(d + "\n" for d in _site_dirs()))
     check = textwrap.dedent(
         f"""
         import os, keras_vae
         assert keras_vae.__file__.startswith({str(venv)!r}), keras_vae.__file__
+        assert keras_vae.zoo.ROOT == os.path.join(os.path.dirname(keras_vae.__file__), "zoo_entries")
         model = keras_vae.zoo.load("vq_vae_mnist")
         images = model.sample(4, seed=0)
         assert images.shape == (4, 28, 28, 1)
         print("sampled", float(images.numpy().mean()))
         """
     )
-    run = subprocess.run([python, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run = subprocess.run([python, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     expected = keras_vae.zoo.load("vq_vae_mnist").sample(4, seed=0).numpy().mean()
     assert float(run.stdout.split()[-1]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_checkout_reads_the_top_level_zoo_folder():
+    """From a checkout or an editable install the entries are `zoo/<name>/`,
+    the folders the README and the training scripts name."""
+    if not keras_vae.__file__.startswith(REPO + os.sep):
+        pytest.skip(f"keras_vae is imported from {keras_vae.__file__}, not from this checkout")
+    assert zoo.ROOT == os.path.join(REPO, "zoo")
+    assert not os.path.exists(os.path.join(REPO, "keras_vae", "zoo_entries"))  # mapped at build time, not copied
+    assert zoo.names() == sorted(n for n in os.listdir(zoo.ROOT) if os.path.isdir(os.path.join(zoo.ROOT, n)))
+
+
+def test_readme_and_card_links_resolve():
+    cards = [os.path.join(REPO, "README.md"), os.path.join(zoo.ROOT, "README.md")]
+    cards += [os.path.join(zoo.entry_dir(name), "README.md") for name in zoo.names()]
+    for card in cards:
+        text = open(card).read()
+        links = [link for link in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in link and not link.startswith("#")]
+        assert links, card  # every one links its entries or images
+        for link in links:
+            assert os.path.exists(os.path.join(os.path.dirname(card), link.split("#")[0])), f"{card}: {link}"
 
 
 # ---------------------------------------------------------------------------

@@ -24,7 +24,10 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_vae import distribute
+from keras_vae import distribute, validation
+
+#: Index of `shuffle` among `keras.Model.fit`'s positional arguments after `x, y`.
+_FIT_SHUFFLE_POSITION = 6
 
 
 class ObjectiveModel(keras.Model):
@@ -181,28 +184,38 @@ class ObjectiveModel(keras.Model):
     # ------------------------------------------------------------------ #
     # Input checks, run before any graph is built
     # ------------------------------------------------------------------ #
+    def _check_inputs(self, name, data):
+        validation.check_not_empty(name, data)
+        self._check_data(name, data)
+
     def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_data("x", x)
+        """`keras.Model.fit`, after the input checks. For a `tf.data.Dataset`
+        `shuffle` defaults to False: the pipeline shuffles (or not) by itself,
+        as `keras_vae.data.load_dataset` does, and Keras ignores the flag for
+        a dataset (Keras 3.15 warns about its default `shuffle=True`)."""
+        self._check_inputs("x", x)
+        if isinstance(x, tf.data.Dataset) and len(args) <= _FIT_SHUFFLE_POSITION:
+            kwargs.setdefault("shuffle", False)
         if kwargs.get("sample_weight") is not None:
             raise ValueError(
                 f"{type(self).__name__} does not support `sample_weight`. "
                 f"Received: sample_weight of type {type(kwargs['sample_weight']).__name__}"
             )
         if kwargs.get("validation_data") is not None:
-            self._check_data("validation_data", kwargs["validation_data"])
+            self._check_inputs("validation_data", kwargs["validation_data"])
         self._build_optimizer()
         return super().fit(x, y, *args, **kwargs)
 
     def train_on_batch(self, x, *args, **kwargs):
-        self._check_data("x", x)
+        self._check_inputs("x", x)
         self._build_optimizer()
         return super().train_on_batch(x, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         # Also runs for `fit`'s validation_data.
-        self._check_data("x", x)
+        self._check_inputs("x", x)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_data("x", x)
+        self._check_inputs("x", x)
         return super().predict(x, *args, **kwargs)

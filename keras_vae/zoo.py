@@ -1,7 +1,9 @@
 """Pretrained models: `keras_vae.zoo.list()` and `keras_vae.zoo.load(name)`.
 
-Each entry is a folder of this package, `keras_vae/zoo/<name>/`, shipped in
-the wheel and read offline:
+Each entry is a folder `zoo/<name>/` at the top of the repository, read
+offline from a checkout or an editable install; a wheel carries the same
+folders inside the package as `keras_vae/zoo_entries/<name>/` (setup.cfg maps
+`zoo/` there at build time). `ROOT` is the folder in use. An entry holds:
 
 - `config.json`: the model as `keras.saving.serialize_keras_object` writes it;
 - `model.weights.h5`: its weights (`model.save_weights`);
@@ -25,12 +27,24 @@ import keras
 
 from keras_vae import files
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _root():
+    """`keras_vae/zoo_entries` in an installed wheel, else the checkout's `zoo/`."""
+    installed = os.path.join(_PACKAGE, "zoo_entries")
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(_PACKAGE), "zoo")
+
+
+ROOT = _root()
 CONFIG_FILE, WEIGHTS_FILE, PRESET_FILE = "config.json", "model.weights.h5", "preset.json"
 
 
 def names():
     """The entries' names, sorted."""
+    if not os.path.isdir(ROOT):
+        raise FileNotFoundError(f"the zoo's entries are missing: {ROOT} does not exist. Reinstall keras-vae, "
+                                "or restore zoo/ in a checkout")
     return sorted(
         entry for entry in os.listdir(ROOT) if os.path.isfile(os.path.join(ROOT, entry, PRESET_FILE))
     )
