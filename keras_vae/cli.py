@@ -81,6 +81,11 @@ def build_parser():
     train.add_argument("--hidden-units", type=_int_list, help="MLP widths, e.g. 512,256 (vae, beta_vae, ae)")
     train.add_argument("--filters", type=_int_list, help="conv channels, e.g. 32,64 (conv_vae, vq_vae)")
     train.add_argument("--activation", help="hidden activation, e.g. relu or tanh")
+    train.add_argument("--network", choices=("conv", "residual"), help="conv_vae's networks (default conv)")
+    train.add_argument("--blocks-per-stage", type=POSITIVE_INT, help="residual blocks per stage (conv_vae, default 2)")
+    train.add_argument("--weight-norm", action=argparse.BooleanOptionalAction, default=None,
+                       help="weight-normalised residual convolutions, initialised from the first training batch "
+                       "(conv_vae --network residual; default on)")
     train.add_argument("--beta", type=float, help="KL weight (beta_vae) or commitment weight (vq_vae)")
     train.add_argument("--capacity", type=float, help="KL capacity C in nats (beta_vae, Burgess et al.)")
     train.add_argument("--gamma", type=float, help="weight of |KL - C| (beta_vae with --capacity)")
@@ -157,6 +162,9 @@ def _model_kwargs(args):
         "hidden_units": ("vae", "beta_vae", "ae"),
         "filters": ("conv_vae", "vq_vae"),
         "activation": MODELS,
+        "network": ("conv_vae",),
+        "blocks_per_stage": ("conv_vae",),
+        "weight_norm": ("conv_vae",),
         "beta": ("beta_vae", "vq_vae"),
         "capacity": ("beta_vae",),
         "gamma": ("beta_vae",),
@@ -225,6 +233,7 @@ def train(args):
 
     import keras_vae
     from keras_vae import distribute, plotting
+    from keras_vae.layers import weight_norm
 
     if args.train_examples is not None and args.train_examples < args.batch_size:
         raise ValueError(
@@ -244,6 +253,9 @@ def train(args):
         model.compile(optimizer=optimizer(args.learning_rate), jit_compile=jit)
     train_ds = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
+    if weight_norm.has_weight_norm(model):  # initialised from training images (a restored backup overrides it)
+        first = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.batch_size)
+        model.initialize_from_data(next(iter(first)), seed=args.seed)
     backup = _backup(args)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup,

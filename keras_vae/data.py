@@ -39,13 +39,6 @@ class DatasetUnavailableError(RuntimeError):
     """The dataset is not prepared and cannot be downloaded or built."""
 
 
-def _check_choice(arg, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{arg}` must be one of {choices}. Received: {arg}={value!r}"
-        )
-
-
 def _resolve_manual_dir(name, manual_dir):
     """Accepts the dataset's folder itself or a parent holding `<name>/`."""
     manual_dir = manual_dir or os.environ.get("KERAS_VAE_MANUAL_DIR")
@@ -112,7 +105,7 @@ def prepare(name, data_dir=None, manual_dir=None):
         DatasetUnavailableError: The dataset is not prepared and cannot be
             prepared (missing files, no network, checksum mismatch...).
     """
-    _check_choice("name", name, DATASETS)
+    validation.choice("name", name, DATASETS)
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or None
     builder = tfds.builder(name, data_dir=data_dir)
     if builder.is_prepared():
@@ -199,8 +192,8 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     Returns:
         A `tf.data.Dataset` of float32 images `[batch, 28, 28, 1]`.
     """
-    _check_choice("name", name, DATASETS)
-    _check_choice("binarize", binarize, BINARIZATIONS)
+    validation.choice("name", name, DATASETS)
+    validation.choice("binarize", binarize, BINARIZATIONS)
     if not isinstance(split, str):
         raise ValueError(f"`split` must be a TFDS split string such as 'train' or 'test[:1000]'. "
                          f"Received: split={split!r}")

@@ -20,6 +20,13 @@ def positive_int(name, value):
 MAX_SEED = 2**31 - 1
 
 
+def choice(name, value, choices):
+    """`value` if it is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
+    return value
+
+
 def seed(name, value):
     """A seed usable by TensorFlow's stateless generators: 0 <= value < 2**31."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED:

@@ -1,7 +1,8 @@
 """Encoder and decoder stacks used by the zoo models.
 
-Each builder returns a built `keras.Sequential` whose first layer is an
-`Input`, so all variables exist before an optimizer is built. The final layer
+Each builder returns a built `keras.Sequential` (or, for the residual
+networks, a functional `keras.Model`) whose first layer is an `Input`, so all
+variables exist before an optimizer is built. The final layer
 is linear: it emits distribution parameters (posterior or likelihood), never
 probabilities.
 """
@@ -9,6 +10,8 @@ probabilities.
 import math
 
 import keras
+
+from keras_vae.layers.weight_norm import WeightNormConv2D
 
 
 def mlp_encoder(data_shape, hidden_units, activation, output_units, dtype=None, name="encoder"):
@@ -98,3 +101,71 @@ def conv_map_decoder(map_shape, filters, kernel_size, activation, data_shape, dt
     """Mirror of `conv_map_encoder`: the upsampling stack from the code map."""
     layers = [keras.Input(shape=map_shape), *_upsampling(filters, kernel_size, activation, data_shape, dtype)]
     return keras.Sequential(layers, name=name)
+
+
+# ---------------------------------------------------------------------- #
+# Residual networks (the family of Kingma et al. 2016's MNIST ResNet VAE)
+# ---------------------------------------------------------------------- #
+def _conv(filters, kernel_size, strides, transpose, weight_norm, dtype, name, init_scale=1.0):
+    if weight_norm:
+        return WeightNormConv2D(filters, kernel_size, strides, transpose=transpose, init_scale=init_scale,
+                                dtype=dtype, name=name)
+    layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    return layer(filters, kernel_size, strides=strides, padding="same", dtype=dtype, name=name)
+
+
+def _residual_block(x, filters, strides, transpose, kernel_size, activation, weight_norm, dtype, name):
+    """Pre-activation residual block: x + conv(act(conv(act(x)))). With
+    `strides=2` the first convolution halves the map (or, with `transpose`,
+    doubles it) and the shortcut is a strided convolution to `filters`."""
+    h = keras.layers.Activation(activation, dtype=dtype, name=f"{name}_act1")(x)
+    h = _conv(filters, kernel_size, strides, transpose and strides > 1, weight_norm, dtype, f"{name}_conv1")(h)
+    h = keras.layers.Activation(activation, dtype=dtype, name=f"{name}_act2")(h)
+    h = _conv(filters, kernel_size, 1, False, weight_norm, dtype, f"{name}_conv2", init_scale=0.1)(h)
+    if strides > 1 or x.shape[-1] != filters:
+        # A transposed 1x1 stride-2 shortcut would leave every other pixel at zero.
+        x = _conv(filters, kernel_size if transpose else 1, strides, transpose and strides > 1, weight_norm, dtype,
+                  f"{name}_shortcut")(x)
+    return keras.layers.Add(dtype=dtype, name=f"{name}_add")([x, h])
+
+
+def _residual_stages(x, filters, blocks_per_stage, transpose, kernel_size, activation, weight_norm, dtype, prefix):
+    """One stage per entry of `filters`: a stride-2 residual block, then
+    `blocks_per_stage - 1` stride-1 blocks, all with that many channels."""
+    for stage, f in enumerate(filters):
+        for block in range(blocks_per_stage):
+            x = _residual_block(x, f, 2 if block == 0 else 1, transpose, kernel_size, activation, weight_norm, dtype,
+                                f"{prefix}{stage}_{block}")
+    return x
+
+
+def residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation, output_units,
+                     weight_norm=True, dtype=None, name="encoder"):
+    """Conv(filters[0]) -> residual stages (each halving the map) -> act ->
+    Flatten -> Dense(output_units)."""
+    inputs = keras.Input(shape=data_shape)
+    x = _conv(filters[0], kernel_size, 1, False, weight_norm, dtype, "stem")(inputs)
+    x = _residual_stages(x, filters, blocks_per_stage, False, kernel_size, activation, weight_norm, dtype, "down")
+    x = keras.layers.Activation(activation, dtype=dtype)(x)
+    x = keras.layers.Flatten(dtype=dtype)(x)
+    outputs = keras.layers.Dense(output_units, dtype=dtype, name="params")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def residual_decoder(latent_dim, filters, blocks_per_stage, kernel_size, activation, data_shape,
+                     weight_norm=True, dtype=None, name="decoder"):
+    """Mirror of `residual_encoder` for any `H x W x C`: Dense -> Reshape to
+    the encoder's smallest map -> residual stages (each doubling it) -> act ->
+    Conv(C) -> crop to `H x W`."""
+    height, width, channels = data_shape
+    h, w = _smallest_map(data_shape, len(filters))
+    inputs = keras.Input(shape=(latent_dim,))
+    x = keras.layers.Dense(h * w * filters[0], dtype=dtype)(inputs)
+    x = keras.layers.Reshape((h, w, filters[0]), dtype=dtype)(x)
+    x = _residual_stages(x, filters, blocks_per_stage, True, kernel_size, activation, weight_norm, dtype, "up")
+    x = keras.layers.Activation(activation, dtype=dtype)(x)
+    x = keras.layers.Conv2D(channels, kernel_size, padding="same", dtype=dtype, name="params")(x)
+    extra_h, extra_w = h * 2 ** len(filters) - height, w * 2 ** len(filters) - width
+    if extra_h or extra_w:
+        x = keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), dtype=dtype)(x)
+    return keras.Model(inputs, x, name=name)

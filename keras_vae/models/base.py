@@ -33,6 +33,7 @@ import tensorflow_probability as tfp
 from keras_vae import likelihoods as likelihoods_lib
 from keras_vae import priors
 from keras_vae import validation
+from keras_vae.layers import weight_norm
 from keras_vae.models.objective import ObjectiveModel
 
 tfd = tfp.distributions
@@ -218,6 +219,19 @@ class BaseVAE(ObjectiveModel):
             return self(x)
         z = self._posterior(x).sample(seed=_stateless_seed(seed))
         return self._likelihood(z).mean()
+
+    def initialize_from_data(self, x, seed=0):
+        """Data-dependent initialisation (Salimans & Kingma 2016) of the
+        weight-normalised layers (`keras_vae.layers.WeightNormConv2D`), on one
+        batch `x`, before training: the encoder's on `x`, the decoder's on z
+        drawn from the resulting q(z|x). Each such layer's outputs on the
+        batch then have zero mean and unit variance per channel. Other layers
+        are unchanged; a model without such layers is left as it is."""
+        self._check_data("x", x, dataset=False)
+        if not weight_norm.has_weight_norm(self):
+            return
+        posterior = self.make_posterior(tf.cast(weight_norm.initialize_from_data(self.encoder, x), tf.float32))
+        weight_norm.initialize_from_data(self.decoder, posterior.sample(seed=_stateless_seed(seed)))
 
     def sample(self, num_samples, seed=None):
         """Draws `num_samples` z from the prior and returns the likelihood means.

@@ -6,22 +6,36 @@ from keras_vae import validation
 from keras_vae.layers import networks
 from keras_vae.models.base import BaseVAE
 
+#: The network families `ConvVAE(network=...)` builds.
+NETWORKS = ("conv", "residual")
+
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class ConvVAE(BaseVAE):
     """A VAE with convolutional networks for `H x W x C` images of any size.
 
-    Encoder: `Conv2D(f, kernel_size, strides=2)` for f in `filters`, then a
-    dense layer to `2 * latent_dim`. Decoder: a dense layer to the smallest
-    feature map, `Conv2DTranspose(f, strides=2)` for f in reversed `filters`,
-    a stride-1 `Conv2DTranspose` to C channels, and a crop back to `H x W`.
+    `network="conv"`: encoder `Conv2D(f, kernel_size, strides=2)` for f in
+    `filters`, then a dense layer to `2 * latent_dim`; decoder a dense layer
+    to the smallest feature map, `Conv2DTranspose(f, strides=2)` for f in
+    reversed `filters`, a stride-1 `Conv2DTranspose` to C channels, and a
+    crop back to `H x W`.
+
+    `network="residual"`: the same plan with residual stages
+    (`keras_vae.layers.networks.residual_encoder` / `residual_decoder`): one
+    stage per entry of `filters`, each a stride-2 pre-activation residual
+    block followed by `blocks_per_stage - 1` stride-1 blocks, optionally
+    weight-normalised (`weight_norm`; `initialize_from_data(x)` sets those
+    layers from a batch before training, Salimans & Kingma 2016).
 
     Args:
         data_shape: `(H, W, C)`.
         latent_dim: dimension of z.
-        filters: channels of the encoder's convolutions (reversed in the decoder).
+        filters: channels of the encoder's stages (reversed in the decoder).
         kernel_size: convolution kernel size.
         activation: activation of the hidden layers.
+        network: "conv" or "residual".
+        blocks_per_stage: residual blocks per stage (`network="residual"`).
+        weight_norm: weight-normalised residual convolutions (`network="residual"`).
         **kwargs: `BaseVAE` and `keras.Model` arguments.
     """
 
@@ -39,23 +53,37 @@ class ConvVAE(BaseVAE):
         filters=(32, 64),
         kernel_size=3,
         activation="relu",
+        network="conv",
+        blocks_per_stage=2,
+        weight_norm=True,
         **kwargs,
     ):
         data_shape, filters, kernel_size, activation = validation.conv_args(
             "ConvVAE", data_shape, filters, kernel_size, activation
         )
         latent_dim = validation.positive_int("latent_dim", latent_dim)
+        network = validation.choice("network", network, NETWORKS)
+        blocks_per_stage = validation.positive_int("blocks_per_stage", blocks_per_stage)
+        if not isinstance(weight_norm, bool):
+            raise ValueError(f"`weight_norm` must be True or False. Received: weight_norm={weight_norm!r}")
         dtype = kwargs.get("dtype")
-        encoder = networks.conv_encoder(
-            data_shape, filters, kernel_size, activation, self.params_per_latent * latent_dim, dtype=dtype
-        )
-        decoder = networks.conv_decoder(
-            latent_dim, filters[::-1], kernel_size, activation, data_shape, dtype=dtype
-        )
+        outputs = self.params_per_latent * latent_dim
+        if network == "conv":
+            encoder = networks.conv_encoder(data_shape, filters, kernel_size, activation, outputs, dtype=dtype)
+            decoder = networks.conv_decoder(latent_dim, filters[::-1], kernel_size, activation, data_shape,
+                                            dtype=dtype)
+        else:
+            encoder = networks.residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation,
+                                                outputs, weight_norm=weight_norm, dtype=dtype)
+            decoder = networks.residual_decoder(latent_dim, filters[::-1], blocks_per_stage, kernel_size,
+                                                activation, data_shape, weight_norm=weight_norm, dtype=dtype)
         super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
         self.activation = activation
+        self.network = network
+        self.blocks_per_stage = blocks_per_stage
+        self.weight_norm = weight_norm
 
     def get_config(self):
         return {
@@ -63,4 +91,7 @@ class ConvVAE(BaseVAE):
             "filters": self.filters,
             "kernel_size": self.kernel_size,
             "activation": self.activation,
+            "network": self.network,
+            "blocks_per_stage": self.blocks_per_stage,
+            "weight_norm": self.weight_norm,
         }
