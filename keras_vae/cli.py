@@ -46,6 +46,8 @@ def _checked(convert, check, expected):
 POSITIVE_INT = _checked(int, validation.positive_int, "a positive integer")
 POSITIVE_FLOAT = _checked(float, validation.positive_float, "a finite number > 0")
 SEED = _checked(int, validation.seed, f"an integer in [0, {validation.MAX_SEED}]")
+NON_NEGATIVE_INT = _checked(int, validation.non_negative_int, "an integer >= 0")
+NON_NEGATIVE_FLOAT = _checked(float, validation.non_negative_float, "a finite number >= 0")
 
 
 def _int_list(text):
@@ -78,6 +80,11 @@ def build_parser():
     train.add_argument("--likelihood", help="observation model (default: bernoulli; vq_vae: gaussian)")
     train.add_argument("--likelihood-scale", type=POSITIVE_FLOAT, help="sigma of the 'gaussian' likelihood (default 0.1)")
     train.add_argument("--num-samples", type=POSITIVE_INT, help="posterior samples per example (default 1)")
+    train.add_argument("--kl-warmup-steps", type=NON_NEGATIVE_INT,
+                       help="raise the KL's weight in the loss from 0 to 1 over N steps (vae, beta_vae, conv_vae)")
+    train.add_argument("--free-bits", type=NON_NEGATIVE_FLOAT,
+                       help="floor in nats per latent dimension on the batch-mean KL in the loss (vae, beta_vae, "
+                       "conv_vae)")
     train.add_argument("--hidden-units", type=_int_list, help="MLP widths, e.g. 512,256 (vae, beta_vae, ae)")
     train.add_argument("--filters", type=_int_list, help="conv channels, e.g. 32,64 (conv_vae, vq_vae)")
     train.add_argument("--activation", help="hidden activation, e.g. relu or tanh")
@@ -159,6 +166,8 @@ def _model_kwargs(args):
         "likelihood": MODELS,
         "likelihood_scale": MODELS,
         "num_samples": VAES,
+        "kl_warmup_steps": ("vae", "beta_vae", "conv_vae"),
+        "free_bits": ("vae", "beta_vae", "conv_vae"),
         "hidden_units": ("vae", "beta_vae", "ae"),
         "filters": ("conv_vae", "vq_vae"),
         "activation": MODELS,

@@ -17,6 +17,12 @@ def positive_int(name, value):
     return int(value)
 
 
+def non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
+    return int(value)
+
+
 MAX_SEED = 2**31 - 1
 
 

@@ -177,3 +177,59 @@ def test_likelihood_arguments_are_named_in_errors():
         VAE(likelihood="gaussian", likelihood_scale=0)
     with pytest.raises(ValueError, match="`likelihood` must be one of"):
         VAE(likelihood=["bernoulli"])
+
+
+def _gaussian_kl_per_dimension(posterior):
+    """KL(N(mu, s^2) || N(0, 1)) per example and dimension, in numpy."""
+    mu, s = posterior.mean().numpy().astype("float64"), posterior.stddev().numpy().astype("float64")
+    return 0.5 * (mu**2 + s**2 - 1.0 - 2.0 * np.log(s))
+
+
+def test_kl_warmup_weights_the_kl_in_the_loss_only(mnist_binary):
+    x = mnist_binary[:16]
+    model = VAE(latent_dim=4, hidden_units=(32,), kl_warmup_steps=8, seed=1)
+    assert float(model.kl_weight()) == 0.0  # not compiled: step 0
+    model.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False, steps_per_execution=1)
+    for steps, weight in ((0, 0.0), (2, 0.25), (6, 1.0), (4, 1.0)):  # 0, 2, 8, 12 steps done
+        for _ in range(steps):
+            model.train_on_batch(x)
+        assert float(model.kl_weight()) == pytest.approx(weight)
+        terms = {k: float(v) for k, v in model.compute_terms(x).items()}
+        assert terms["loss"] == pytest.approx(terms["reconstruction_loss"] + weight * terms["kl"], rel=1e-5)
+        assert terms["elbo"] == pytest.approx(-(terms["reconstruction_loss"] + terms["kl"]), rel=1e-5)
+        assert terms["kl"] > 0.01
+
+
+def test_free_bits_floor_each_dimensions_batch_mean_kl(mnist_binary):
+    x = mnist_binary[:32]
+    model = VAE(latent_dim=6, hidden_units=(32,), free_bits=0.3, seed=3)
+    per_dimension = _gaussian_kl_per_dimension(model.encode(x)).mean(axis=0)
+    assert (per_dimension < 0.3).any() and (per_dimension > 0.3).any()  # the floor acts on some, not all
+    terms = {k: float(v) for k, v in model.compute_terms(x).items()}
+    assert terms["loss"] - terms["reconstruction_loss"] == pytest.approx(np.maximum(per_dimension, 0.3).sum(),
+                                                                         rel=1e-4)
+    assert terms["kl"] == pytest.approx(per_dimension.sum(), rel=1e-4)  # reported unfloored
+    assert terms["elbo"] == pytest.approx(-(terms["reconstruction_loss"] + terms["kl"]), rel=1e-5)
+    config = model.get_config()
+    assert (config["free_bits"], config["kl_warmup_steps"]) == (0.3, 0)
+    assert VAE.from_config(config).free_bits == 0.3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kl_warmup_steps": -1}, r"`kl_warmup_steps` must be an integer >= 0. Received: kl_warmup_steps=-1"),
+    ({"kl_warmup_steps": 2.5}, r"`kl_warmup_steps` must be an integer >= 0"),
+    ({"free_bits": -0.5}, r"`free_bits` must be a finite number >= 0. Received: free_bits=-0.5"),
+])
+def test_bad_warmup_and_free_bits_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VAE(latent_dim=2, hidden_units=(8,), **kwargs)
+
+
+def test_models_without_a_kl_term_refuse_warmup_and_free_bits():
+    from keras_vae import AE, VQVAE
+
+    with pytest.raises(ValueError, match=r"AE has no KL term for `kl_warmup_steps` / `free_bits`"):
+        AE(latent_dim=2, hidden_units=(8,), free_bits=1.0)
+    with pytest.raises(ValueError, match=r"VQVAE has no KL term"):
+        VQVAE(num_codes=4, code_dim=2, filters=(4,), kl_warmup_steps=10, seed=0)
+    assert "free_bits" not in AE(latent_dim=2, hidden_units=(8,), seed=0).get_config()

@@ -27,6 +27,7 @@ class AE(VAE):
 
     params_per_latent = 1  # a point, no scale
     defines_density = False  # so `VAE.from_preset` refuses an AE entry
+    has_kl_term = False
 
     def make_posterior(self, params):
         return tfd.Independent(tfd.Deterministic(loc=params), 1)

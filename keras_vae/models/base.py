@@ -60,11 +60,16 @@ class BaseVAE(ObjectiveModel):
         seed: integer seed of the training noise; drawn from numpy's global
             generator when `None` (so `keras.utils.set_random_seed` applies)
             and recorded in the config.
+        kl_warmup_steps: the KL term's weight in the loss rises linearly
+            from 0 to 1 over this many optimizer steps (0: always 1).
+        free_bits: a floor of this many nats per latent dimension on the
+            batch-mean KL as the loss sees it (Kingma et al. 2016): each
+            dimension contributes `max(free_bits, mean_batch KL_j)`. 0: none.
         **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
 
     Metrics reported by `fit` and `evaluate` (nats per example): `loss` (the
-    objective minimised), `elbo`, `reconstruction_loss` (-E_q[log p(x|z)])
-    and `kl`.
+    objective minimised, warm-up and free bits included), `elbo` (the true,
+    unweighted bound), `reconstruction_loss` (-E_q[log p(x|z)]) and `kl`.
     """
 
     #: Names of the metrics `fit` / `evaluate` report, in order.
@@ -73,6 +78,8 @@ class BaseVAE(ObjectiveModel):
     params_per_latent = 2
     #: Whether the model has an ELBO and a likelihood estimate (`AE`: no).
     defines_density = True
+    #: Whether the loss has a KL term that warm-up and free bits act on.
+    has_kl_term = True
 
     def __init__(
         self,
@@ -84,9 +91,18 @@ class BaseVAE(ObjectiveModel):
         likelihood_scale=0.1,
         num_samples=1,
         seed=None,
+        kl_warmup_steps=0,
+        free_bits=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.kl_warmup_steps = validation.non_negative_int("kl_warmup_steps", kl_warmup_steps)
+        self.free_bits = validation.non_negative_float("free_bits", free_bits)
+        if not self.has_kl_term and (self.kl_warmup_steps or self.free_bits):
+            raise ValueError(
+                f"{type(self).__name__} has no KL term for `kl_warmup_steps` / `free_bits` to act on. "
+                f"Received: kl_warmup_steps={kl_warmup_steps!r}, free_bits={free_bits!r}"
+            )
         self.data_shape = validation.int_tuple("data_shape", data_shape)
         self.latent_dim = validation.positive_int("latent_dim", latent_dim)
         self.num_samples = validation.positive_int("num_samples", num_samples)
@@ -330,6 +346,27 @@ class BaseVAE(ObjectiveModel):
         """The KL term as it enters the loss, given the batch-mean KL. ELBO: `kl`."""
         return kl
 
+    def kl_weight(self):
+        """The warm-up weight of the KL term at the optimizer's current step:
+        `min(1, step / kl_warmup_steps)` (0 before the model is compiled), or
+        1 without warm-up."""
+        if not self.kl_warmup_steps:
+            return tf.constant(1.0)
+        optimizer = getattr(self, "optimizer", None)
+        step = optimizer.iterations if optimizer is not None else 0
+        return tf.minimum(tf.cast(step, tf.float32) / self.kl_warmup_steps, 1.0)
+
+    def _floored_kl(self, posterior, prior):
+        """`sum_j max(free_bits, mean_batch KL_j)`, from the per-dimension
+        analytic KL of two distributions with independent dimensions."""
+        if not (isinstance(posterior, tfd.Independent) and isinstance(prior, tfd.Independent)):
+            raise ValueError(
+                "`free_bits` needs a posterior and a prior with independent dimensions (tfd.Independent). "
+                f"Received: {type(posterior).__name__} and {type(prior).__name__}"
+            )
+        per_dimension = tf.reduce_mean(tfd.kl_divergence(posterior.distribution, prior.distribution), axis=0)
+        return tf.reduce_sum(tf.maximum(per_dimension, self.free_bits))
+
     def latent_terms(self, x, training=False):
         """Encodes `x` and returns `(z, terms)`.
 
@@ -345,7 +382,8 @@ class BaseVAE(ObjectiveModel):
         except NotImplementedError:  # no analytic formula: Monte Carlo estimate
             kl = tf.reduce_mean(posterior.log_prob(z) - self.prior.log_prob(z), axis=0)
         kl = tf.reduce_mean(kl)
-        return z, {"kl": kl, "penalty": self.kl_penalty(kl)}
+        penalized = self._floored_kl(posterior, self.prior) if self.free_bits else kl
+        return z, {"kl": kl, "penalty": self.kl_weight() * self.kl_penalty(penalized)}
 
     def _next_noise_seed(self, training):
         counter = self._noise_step if training else self._eval_step
@@ -541,6 +579,8 @@ class BaseVAE(ObjectiveModel):
             num_samples=self.num_samples,
             seed=self.seed,
         )
+        if self.has_kl_term:
+            config.update(kl_warmup_steps=self.kl_warmup_steps, free_bits=self.free_bits)
         return config
 
     def get_config(self):

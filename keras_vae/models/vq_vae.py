@@ -55,6 +55,8 @@ class VQVAE(BaseVAE):
             `likelihood_scale`, `seed`) and `keras.Model` arguments.
     """
 
+    has_kl_term = False  # a codebook loss, no KL for warm-up or free bits
+
     metric_names = ("loss", "reconstruction_loss", "codebook_loss", "commitment_loss")
 
     def __init__(
