@@ -42,9 +42,7 @@ def _upsampling(filters, kernel_size, activation, data_shape, dtype):
     """Conv2DTranspose(f, stride 2) for f in filters, a stride-1 Conv2DTranspose
     to the data's channels, then a crop of the rows/columns the upsampling adds
     when H or W is not a multiple of 2**len(filters)."""
-    height, width, channels = data_shape
-    h, w = _smallest_map(data_shape, len(filters))
-    steps = 2 ** len(filters)
+    channels = data_shape[-1]
     layers = [
         keras.layers.Conv2DTranspose(
             f, kernel_size, strides=2, padding="same", activation=activation, dtype=dtype
@@ -54,10 +52,19 @@ def _upsampling(filters, kernel_size, activation, data_shape, dtype):
     layers.append(
         keras.layers.Conv2DTranspose(channels, kernel_size, padding="same", dtype=dtype, name="params")
     )
-    extra_h, extra_w = h * steps - height, w * steps - width
+    crop = _crop_to(data_shape, len(filters), dtype)
+    return layers + ([crop] if crop else [])
+
+
+def _crop_to(data_shape, num_upsamplings, dtype):
+    """The crop of the rows/columns that `num_upsamplings` doublings of the
+    smallest map add beyond `H x W` (None when there are none)."""
+    h, w = _smallest_map(data_shape, num_upsamplings)
+    steps = 2**num_upsamplings
+    extra_h, extra_w = h * steps - data_shape[0], w * steps - data_shape[1]
     if extra_h or extra_w:
-        layers.append(keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), dtype=dtype))
-    return layers
+        return keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), dtype=dtype)
+    return None
 
 
 def _smallest_map(data_shape, num_downsamplings):
@@ -157,15 +164,12 @@ def residual_decoder(latent_dim, filters, blocks_per_stage, kernel_size, activat
     """Mirror of `residual_encoder` for any `H x W x C`: Dense -> Reshape to
     the encoder's smallest map -> residual stages (each doubling it) -> act ->
     Conv(C) -> crop to `H x W`."""
-    height, width, channels = data_shape
     h, w = _smallest_map(data_shape, len(filters))
     inputs = keras.Input(shape=(latent_dim,))
     x = keras.layers.Dense(h * w * filters[0], dtype=dtype)(inputs)
     x = keras.layers.Reshape((h, w, filters[0]), dtype=dtype)(x)
     x = _residual_stages(x, filters, blocks_per_stage, True, kernel_size, activation, weight_norm, dtype, "up")
     x = keras.layers.Activation(activation, dtype=dtype)(x)
-    x = keras.layers.Conv2D(channels, kernel_size, padding="same", dtype=dtype, name="params")(x)
-    extra_h, extra_w = h * 2 ** len(filters) - height, w * 2 ** len(filters) - width
-    if extra_h or extra_w:
-        x = keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), dtype=dtype)(x)
-    return keras.Model(inputs, x, name=name)
+    x = keras.layers.Conv2D(data_shape[-1], kernel_size, padding="same", dtype=dtype, name="params")(x)
+    crop = _crop_to(data_shape, len(filters), dtype)
+    return keras.Model(inputs, crop(x) if crop else x, name=name)

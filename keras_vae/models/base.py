@@ -241,7 +241,8 @@ class BaseVAE(ObjectiveModel):
         weight-normalised layers (`keras_vae.layers.WeightNormConv2D`), on one
         batch `x`, before training: the encoder's on `x`, the decoder's on z
         drawn from the resulting q(z|x). Each such layer's outputs on the
-        batch then have zero mean and unit variance per channel. Other layers
+        batch then have zero mean and the layer's `init_scale` as standard
+        deviation per channel. Other layers
         are unchanged; a model without such layers is left as it is."""
         self._check_data("x", x, dataset=False)
         if not weight_norm.has_weight_norm(self):
@@ -352,9 +353,13 @@ class BaseVAE(ObjectiveModel):
         1 without warm-up."""
         if not self.kl_warmup_steps:
             return tf.constant(1.0)
+        return self.step_fraction(self.kl_warmup_steps)
+
+    def step_fraction(self, steps):
+        """`min(1, optimizer step / steps)`; 0 before the model is compiled."""
         optimizer = getattr(self, "optimizer", None)
         step = optimizer.iterations if optimizer is not None else 0
-        return tf.minimum(tf.cast(step, tf.float32) / self.kl_warmup_steps, 1.0)
+        return tf.minimum(tf.cast(step, tf.float32) / steps, 1.0)
 
     def _floored_kl(self, posterior, prior):
         """`sum_j max(free_bits, mean_batch KL_j)`, from the per-dimension

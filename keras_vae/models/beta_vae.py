@@ -40,10 +40,7 @@ class BetaVAE(VAE):
         """C at the optimizer's current step (0 before the model is compiled)."""
         if self.capacity is None:
             return None
-        optimizer = getattr(self, "optimizer", None)
-        step = optimizer.iterations if optimizer is not None else 0
-        fraction = tf.minimum(tf.cast(step, tf.float32) / self.capacity_steps, 1.0)
-        return self.capacity * fraction
+        return self.capacity * self.step_fraction(self.capacity_steps)
 
     def kl_penalty(self, kl):
         if self.capacity is None:
