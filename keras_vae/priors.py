@@ -1,30 +1,202 @@
-"""Priors p(z) and the diagonal-Gaussian posterior family q(z | x).
+"""Priors p(z), chosen by name.
 
-Prior and posterior are both `Independent(Normal, 1)` so that
-`tfd.kl_divergence(posterior, prior)` resolves to the registered analytic KL
-(`MultivariateNormalDiag` vs `Independent(Normal)` has none).
+A prior is a small Keras layer whose `distribution(encode)` returns p(z) as a
+`tfd.Distribution` with event `[latent_dim]` and no batch shape. It owns the
+prior's variables (pseudo-inputs, flow networks), so they are trained, saved
+and restored with the model. `encode` maps a batch of inputs to the
+diagonal-Gaussian part of q(z|x) (the whole posterior for
+`diagonal_gaussian`, the flow's base for `iaf`); only `vamp` uses it.
+
+| name | p(z) | KL(q \\|\\| p) |
+|---|---|---|
+| `standard_normal` | `N(0, I)` | analytic for a diagonal-Gaussian posterior |
+| `vamp` | VampPrior (Tomczak & Welling 2018): `1/K sum_k q(z \\| u_k)`, K learned pseudo-inputs u_k | Monte Carlo |
+| `maf` | `N(0, I)` through `num_steps` masked autoregressive flow steps (Papamakarios et al. 2017) | Monte Carlo |
+
+`maf` scores log p(z) with one network pass per step (the flow's inverse);
+drawing from it (`sample`) takes `latent_dim` passes per step.
+
+All computations are float32, whatever the model's dtype policy.
 """
 
+import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-tfd = tfp.distributions
+from keras_vae import validation
+from keras_vae.layers.autoregressive import MaskedAutoregressiveNetwork
+from keras_vae.posteriors import diagonal_gaussian  # noqa: F401 - kept importable from here
 
-_MIN_SCALE = 1e-5
+tfd = tfp.distributions
+tfb = tfp.bijectors
 
 
 def standard_normal(latent_dim):
-    """N(0, I) over `latent_dim` dimensions, float32."""
+    """N(0, I) over `latent_dim` dimensions, float32, as `Independent(Normal, 1)`
+    (so the analytic KL against a diagonal Gaussian is registered)."""
     zeros = tf.zeros([latent_dim], tf.float32)
     return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), 1)
 
 
-def diagonal_gaussian(params):
-    """q(z | x) = N(loc, diag(scale^2)) from encoder outputs `[..., 2 * latent_dim]`.
+@keras.saving.register_keras_serializable(package="keras_vae")
+class Prior(keras.layers.Layer):
+    """Base class: p(z) over `latent_dim` dimensions (`distribution(encode)`)."""
 
-    The first half of the last axis is the mean, the second half passes through
-    `softplus` (plus a small floor) to give the standard deviation.
+    def __init__(self, latent_dim, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def distribution(self, encode=None):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)
+        config["latent_dim"] = self.latent_dim
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class StandardNormal(Prior):
+    """p(z) = N(0, I)."""
+
+    def distribution(self, encode=None):
+        return standard_normal(self.latent_dim)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VampPrior(Prior):
+    """p(z) = 1/K sum_k q(z | u_k): a uniform mixture of the posterior's
+    diagonal Gaussians at K learned pseudo-inputs u_k (Tomczak & Welling
+    2018), as a `tfd.MixtureSameFamily`.
+
+    The pseudo-inputs start uniform in [0, 1) (the range of image data), or
+    at K training images with `model.initialize_from_data(x)`. With an `iaf`
+    posterior the components are the flow's base Gaussians.
+
+    Args:
+        latent_dim: dimension of z.
+        data_shape: shape of one input (a pseudo-input's shape).
+        num_components: K.
     """
-    loc, raw_scale = tf.split(params, 2, axis=-1)
-    scale = tf.nn.softplus(raw_scale) + _MIN_SCALE
-    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), 1)
+
+    def __init__(self, latent_dim, data_shape, num_components=50, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.data_shape = validation.int_tuple("data_shape", data_shape)
+        self.num_components = validation.positive_int("num_components", num_components)
+
+    def build(self, input_shape=None):
+        self.pseudo_inputs = self.add_weight(
+            name="pseudo_inputs", shape=(self.num_components, *self.data_shape),
+            initializer=keras.initializers.RandomUniform(0.0, 1.0),
+        )
+        self.built = True
+
+    def distribution(self, encode=None):
+        if encode is None:
+            raise ValueError("A `vamp` prior needs `encode` (inputs -> q(z|x)). Received: encode=None")
+        components = encode(self.pseudo_inputs)
+        mixture = tfd.Categorical(logits=tf.zeros([self.num_components], tf.float32))
+        return tfd.MixtureSameFamily(mixture, components)
+
+    def get_config(self):
+        return {**super().get_config(), "data_shape": self.data_shape, "num_components": self.num_components}
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class MAFPrior(Prior):
+    """p(z): N(0, I) pushed through `num_steps` masked autoregressive flow
+    steps, the order of z reversed between steps. Each step is
+    `tfb.MaskedAutoregressiveFlow` with a `MaskedAutoregressiveNetwork`
+    giving a shift and a log-scale (soft-clipped to +-`max_log_scale`); the
+    networks' output layers start at zero, so p(z) starts at N(0, I).
+
+    Args:
+        latent_dim: dimension of z (>= 2).
+        num_steps: flow steps (>= 1).
+        hidden_units: widths of each step's network.
+        activation: activation of the networks' hidden layers.
+        max_log_scale: bound of each step's log-scale.
+    """
+
+    def __init__(self, latent_dim, num_steps=2, hidden_units=(256, 256), activation="elu", max_log_scale=3.0,
+                 **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        if self.latent_dim < 2:
+            raise ValueError(f"`latent_dim` must be >= 2 for a `maf` prior. Received: latent_dim={latent_dim!r}")
+        self.num_steps = validation.positive_int("num_steps", num_steps)
+        self.hidden_units = validation.int_tuple("hidden_units", hidden_units)
+        self.activation = validation.activation("activation", activation)
+        self.max_log_scale = validation.positive_float("max_log_scale", max_log_scale)
+        self.networks = [
+            MaskedAutoregressiveNetwork(self.latent_dim, self.hidden_units, 2, 0, self.activation, name=f"step_{i}")
+            for i in range(self.num_steps)
+        ]
+
+    def build(self, input_shape=None):
+        for network in self.networks:
+            network.build((None, self.latent_dim))
+        self.built = True
+
+    def _step(self, network):
+        def shift_and_log_scale(z):
+            out = network(z)
+            bound = self.max_log_scale
+            return out[..., 0], bound * tf.tanh(out[..., 1] / bound)
+
+        return tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale)
+
+    def distribution(self, encode=None):
+        steps = []
+        for i, network in enumerate(self.networks):
+            if i:
+                steps.append(tfb.Permute(list(range(self.latent_dim))[::-1]))
+            steps.append(self._step(network))
+        return tfd.TransformedDistribution(standard_normal(self.latent_dim), tfb.Chain(steps[::-1]))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_steps": self.num_steps,
+            "hidden_units": self.hidden_units,
+            "activation": self.activation,
+            "max_log_scale": self.max_log_scale,
+        }
+
+
+_BY_NAME = {
+    "standard_normal": lambda latent_dim, data_shape: StandardNormal(latent_dim),
+    "vamp": lambda latent_dim, data_shape: VampPrior(latent_dim, data_shape),
+    "maf": lambda latent_dim, data_shape: MAFPrior(latent_dim),
+}
+
+#: Valid prior names.
+NAMES = tuple(_BY_NAME)
+
+
+def get(prior, latent_dim, data_shape):
+    """The prior layer for `prior` (a name in `NAMES`, or a `Prior` instance,
+    returned as it is) over `latent_dim` dimensions, for inputs of
+    `data_shape` (used by `vamp`).
+
+    Raises:
+        ValueError: for an unknown name, or a layer of another `latent_dim`.
+    """
+    if isinstance(prior, Prior):
+        if prior.latent_dim != latent_dim:
+            raise ValueError(
+                f"`prior` must be over latent_dim={latent_dim} dimensions. "
+                f"Received: prior={prior.name!r} with latent_dim={prior.latent_dim}"
+            )
+        layer = prior
+    elif isinstance(prior, str) and prior in _BY_NAME:
+        layer = _BY_NAME[prior](latent_dim, data_shape)
+    else:
+        raise ValueError(f"`prior` must be one of {NAMES} or a `keras_vae.priors.Prior`. Received: prior={prior!r}")
+    if not layer.built:
+        layer.build()
+    return layer

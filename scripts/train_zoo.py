@@ -1,6 +1,7 @@
 """Trains, measures and writes a zoo entry (all but `vq_vae_mnist`, which has
 its own script for its prior): `vae_mnist`, `beta_vae_mnist`,
-`beta_vae_capacity_mnist`, `conv_vae_mnist`, `conv_vae_fashion_mnist`, `ae_mnist`.
+`beta_vae_capacity_mnist`, `conv_vae_mnist`, `conv_vae_fashion_mnist`, `ae_mnist`,
+`resnet_vae_mnist`.
 
     python scripts/train_zoo.py vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
 
@@ -15,6 +16,10 @@ Protocol (test NLL as in Burda et al. 2015):
 - a re-check value for CI: the same bound with k = 50 on the first 1,000
   test images (same binarization, noise seed 0), which `tests/test_zoo.py`
   recomputes from the shipped weights.
+
+`--model-arg KEY=VALUE` (repeatable; VALUE read as JSON, else as a string)
+overrides one argument of the recipe's model, for recipe comparisons: e.g.
+`--model-arg blocks_per_stage=1 --work-dir runs/cmp/b1 --output-dir runs/cmp/b1`.
 
 `fit` runs with `keras_vae.callbacks.BackupAndRestore` in `--work-dir`, so a
 killed run resumes from its last finished epoch when started again with the
@@ -49,7 +54,7 @@ def burda_learning_rate(epoch):
 
 
 def _mlp(cls, name, **kwargs):
-    return lambda: cls(likelihood="bernoulli", seed=0, name=name, **kwargs)
+    return lambda **overrides: cls(**{"likelihood": "bernoulli", "seed": 0, "name": name, **kwargs, **overrides})
 
 
 def decaying_learning_rate(epochs, start=1e-3, end=1e-5):
@@ -82,7 +87,7 @@ RECIPES = {
         "optimizer": lambda: keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-4),
         "optimizer_text": "Adam (beta_1 0.9, beta_2 0.999, epsilon 1e-4) with Burda et al.'s schedule: "
         "3^i epochs at 1e-3 * 10^(-i/7) for i = 0..7",
-        "schedule": burda_learning_rate,
+        "schedule": lambda epochs: burda_learning_rate,
         "description": "VAE 784-200-200-50 (tanh), Bernoulli, dynamically binarized MNIST (Burda et al. 2015)",
         "reference": (86.76, "Burda et al. 2015, Table 1, VAE, 1 stochastic layer, k=5000"),
         "target": 87.0,
@@ -107,7 +112,7 @@ RECIPES = {
         "model": _mlp(keras_vae.ConvVAE, "conv_vae_mnist", latent_dim=32, filters=(32, 64)),
         **_CONV, "dataset": "mnist", "epochs": 300,
         "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 300 epochs",
-        "schedule": decaying_learning_rate(300),
+        "schedule": decaying_learning_rate,
         "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized MNIST",
         "reference": (86.76, "Burda et al. 2015, Table 1, MLP VAE, 1 stochastic layer, k=5000: the bar to beat"),
         "target": 86.76,
@@ -116,8 +121,26 @@ RECIPES = {
         "model": _mlp(keras_vae.ConvVAE, "conv_vae_fashion_mnist", latent_dim=32, filters=(32, 64)),
         **_CONV, "dataset": "fashion_mnist", "epochs": 100,
         "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 100 epochs",
-        "schedule": decaying_learning_rate(100),
+        "schedule": decaying_learning_rate,
         "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized Fashion-MNIST",
+    },
+    "resnet_vae_mnist": {
+        "model": _mlp(keras_vae.ConvVAE, "resnet_vae_mnist", latent_dim=32, filters=(16, 32, 32), network="residual",
+                      blocks_per_stage=2, activation="elu", weight_norm=True),
+        "architecture": "`ConvVAE(network=\"residual\", latent_dim=32, filters=(16, 32, 32), blocks_per_stage=2, "
+        "activation=\"elu\", weight_norm=True)`: Kingma et al. (2016)'s MNIST ResNet: three stages of a stride-2 "
+        "and a stride-1 pre-activation residual block (16, 32, 32 feature maps), weight-normalised convolutions "
+        "with data-dependent initialisation on the first training batch, one 32-d Gaussian latent, diagonal "
+        "posterior, standard normal prior, Bernoulli likelihood",
+        "dataset": "mnist", "epochs": 300, "batch_size": 100, "initialize_from_data": True,
+        "optimizer": lambda: keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.999),
+        "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the epochs, with Polyak "
+        "averaging of the weights (`use_ema=True, ema_momentum=0.999`): the saved weights and every number "
+        "below are the averaged weights",
+        "schedule": lambda epochs: decaying_learning_rate(epochs, 2e-3, 2e-5),
+        "description": "ResNet VAE, 32 latents, diagonal posterior, Bernoulli, dynamically binarized MNIST",
+        "reference": (81.08, "Kingma et al. 2016, Table 1, ResNet VAE with a diagonal posterior, k=128"),
+        "target": 81.0,
     },
     "ae_mnist": {
         "model": _mlp(keras_vae.AE, "ae_mnist", latent_dim=10),
@@ -142,6 +165,8 @@ def parse_args(argv=None):
     parser.add_argument("--output-bias", choices=OUTPUT_BIASES, help="decoder output bias at the start: "
                         "'zeros' (Keras' default) or 'data' (the logit of each pixel's mean grey value over the "
                         "training images, as in Burda et al.'s code; MLP decoders only). Default: the recipe's")
+    parser.add_argument("--model-arg", action="append", default=[], type=model_arg, metavar="KEY=VALUE",
+                        help="override one argument of the recipe's model (repeatable; VALUE as JSON)")
     parser.add_argument("--work-dir", help="checkpoints (default runs/zoo/<entry>)")
     parser.add_argument("--output-dir", help="the zoo entry (default zoo/<entry>)")
     args = parser.parse_args(argv)
@@ -151,6 +176,23 @@ def parse_args(argv=None):
     args.work_dir = args.work_dir or os.path.join("runs", "zoo", args.entry)
     args.output_dir = args.output_dir or os.path.join("zoo", args.entry)
     return args
+
+
+def model_arg(text):
+    """`KEY=VALUE` -> `(KEY, VALUE)`, VALUE parsed as JSON where it parses."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY an argument name, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def schedule(recipe, epochs):
+    """The recipe's learning-rate schedule (a function of the epoch) for a run
+    of `epochs` epochs: a recipe's `"schedule"` maps the run's length to it."""
+    return recipe["schedule"](epochs) if "schedule" in recipe else None
 
 
 def dataset(args, recipe, split, training, num_examples=None, batch_size=None, grey=False):
@@ -169,7 +211,9 @@ def train(args, recipe, timings):
     if os.path.exists(path):
         return keras.models.load_model(path)
     keras.utils.set_random_seed(args.seed)
-    model = recipe["model"]()
+    model = recipe["model"](**dict(args.model_arg))
+    if recipe.get("initialize_from_data"):  # a resumed run restores its trained weights over this
+        model.initialize_from_data(next(iter(dataset(args, recipe, "train", training=True))), seed=args.seed)
     if args.output_bias == "data":  # a resumed run restores its trained bias over this
         initialize_output_bias(model, dataset(args, recipe, "train", training=False, batch_size=10000, grey=True))
     # Several steps per call: the same updates with less per-step overhead (small MLP batches).
@@ -180,8 +224,8 @@ def train(args, recipe, timings):
         timings.callback("fit"),
         keras.callbacks.CSVLogger(os.path.join(args.work_dir, "history.csv"), append=True),
     ]
-    if recipe.get("schedule"):
-        run_callbacks.append(keras.callbacks.LearningRateScheduler(recipe["schedule"]))
+    if schedule(recipe, args.epochs):
+        run_callbacks.append(keras.callbacks.LearningRateScheduler(schedule(recipe, args.epochs)))
     model.fit(dataset(args, recipe, "train", training=True), epochs=args.epochs, verbose=2, callbacks=run_callbacks)
     files.save_model(model, path)
     backup.remove_backup()  # only now: a kill before the save still resumes

@@ -234,3 +234,32 @@ def test_models_without_a_kl_term_refuse_warmup_and_free_bits():
     with pytest.raises(ValueError, match=r"VQVAE has no KL term"):
         VQVAE(num_codes=4, code_dim=2, filters=(4,), kl_warmup_steps=10, seed=0)
     assert "free_bits" not in AE(latent_dim=2, hidden_units=(8,), seed=0).get_config()
+
+
+@pytest.mark.parametrize("model_class, kwargs", [(VAE, {"hidden_units": (16,)}), ("VQVAE", {})])
+def test_polyak_averaging_through_keras_own_optimizer_support(mnist_binary, model_class, kwargs, tmp_path):
+    """`use_ema=True`: the optimizer keeps an average of the trained weights
+    (only those: a VQ-VAE's prior is not trained by `fit`) and `fit` ends
+    with the model holding the average, which is what a `.keras` file saves."""
+    if model_class == "VQVAE":
+        from keras_vae import VQVAE
+
+        model_class, kwargs = VQVAE, {"code_dim": 4, "num_codes": 8, "filters": (8, 8), "prior_filters": 8,
+                                      "prior_layers": 2}
+    model = model_class(latent_dim=3, seed=0, **kwargs) if model_class is VAE else model_class(seed=0, **kwargs)
+    optimizer = keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.9)
+    model.compile(optimizer=optimizer)
+    before = [v.numpy() for v in model._trained_variables()]
+    model.fit(mnist_binary[:64], batch_size=16, epochs=2, verbose=0)
+    trained = model._trained_variables()
+    averages = optimizer._model_variables_moving_average  # noqa: SLF001 - the optimizer's own record
+    assert len(averages) == len(trained) < len(model.trainable_weights) + (model_class is VAE)
+    for variable, start in zip(trained, before):
+        average = averages[optimizer._get_variable_index(variable)]  # noqa: SLF001
+        np.testing.assert_array_equal(variable.numpy(), average.numpy())  # the model holds the average
+        assert not np.array_equal(variable.numpy(), start)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    assert restored.optimizer.use_ema and restored.optimizer.ema_momentum == 0.9
+    for a, b in zip(restored.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -6,10 +6,13 @@ evidence lower bound
     ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))
 
 with `tfp.distributions` objects for the posterior q(z|x) (`encode`), the
-likelihood p(x|z) (`decode`) and the prior p(z) (`prior`). The expectation is
+likelihood p(x|z) (`decode`) and the prior p(z) (`prior`), each built by a
+component layer chosen by name (`keras_vae.posteriors`,
+`keras_vae.likelihoods`, `keras_vae.priors`). The expectation is
 estimated with `num_samples` reparameterised samples; the KL is analytic
-through `tfd.kl_divergence` where a formula is registered, Monte Carlo
-otherwise. The reconstruction term is summed over the event and averaged over
+through `tfd.kl_divergence` where a formula is registered, and otherwise a
+Monte Carlo estimate from the same samples, with log q(z|x) from the
+posterior's forward pass. The reconstruction term is summed over the event and averaged over
 the batch, so `loss = reconstruction_loss + kl` is exactly the negative ELBO
 in nats per example (subclasses change only the KL weighting).
 
@@ -31,7 +34,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae import likelihoods as likelihoods_lib
-from keras_vae import priors
+from keras_vae import posteriors as posteriors_lib
+from keras_vae import priors as priors_lib
 from keras_vae import validation
 from keras_vae.layers import weight_norm
 from keras_vae.models.objective import ObjectiveModel
@@ -46,7 +50,8 @@ class BaseVAE(ObjectiveModel):
     Args:
         encoder: a Keras model mapping `[B, *data_shape]` to
             `[B, posterior_params_size]` (`2 * latent_dim` for the diagonal
-            Gaussian posterior: means, then pre-softplus scales).
+            Gaussian posterior: means, then pre-softplus scales; see
+            `keras_vae.posteriors` for the others).
         decoder: a Keras model mapping `[B, latent_dim]` to the likelihood's
             parameters, `[B, *data_shape]`.
         data_shape: shape of one example, e.g. `(28, 28, 1)`.
@@ -55,8 +60,18 @@ class BaseVAE(ObjectiveModel):
             `keras_vae.likelihoods.NAMES`.
         likelihood_scale: fixed standard deviation of the `"gaussian"`
             likelihood (ignored by the others).
-        num_samples: reparameterised samples per example for the
-            reconstruction term.
+        posterior: the family of q(z|x), a name in
+            `keras_vae.posteriors.NAMES` or a `keras_vae.posteriors.Posterior`.
+        prior: p(z), a name in `keras_vae.priors.NAMES` or a
+            `keras_vae.priors.Prior`.
+        num_samples: reparameterised samples per example: for the
+            reconstruction term of the ELBO, or the k of the IWAE bound.
+        objective: what training maximises: `"elbo"`, `"iwae"` (the
+            importance-weighted bound with k = `num_samples`, Burda et al.
+            2015; k = 1 is the ELBO with a Monte Carlo KL) or `"iwae_dreg"`
+            (the same bound, the encoder trained with the doubly
+            reparameterised gradient of Tucker et al. 2018; diagonal-Gaussian
+            posterior, and a prior that does not use the encoder).
         seed: integer seed of the training noise; drawn from numpy's global
             generator when `None` (so `keras.utils.set_random_seed` applies)
             and recorded in the config.
@@ -64,21 +79,27 @@ class BaseVAE(ObjectiveModel):
             from 0 to 1 over this many optimizer steps (0: always 1).
         free_bits: a floor of this many nats per latent dimension on the
             batch-mean KL as the loss sees it (Kingma et al. 2016): each
-            dimension contributes `max(free_bits, mean_batch KL_j)`. 0: none.
+            dimension contributes `max(free_bits, mean_batch KL_j)` where the
+            KL is analytic per dimension; otherwise (a flow posterior or
+            prior, the VampPrior) the floor holds for the dimensions as one
+            group, `max(free_bits * latent_dim, mean_batch KL)`. 0: none.
         **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
 
     Metrics reported by `fit` and `evaluate` (nats per example): `loss` (the
     objective minimised, warm-up and free bits included), `elbo` (the true,
-    unweighted bound), `reconstruction_loss` (-E_q[log p(x|z)]) and `kl`.
+    unweighted bound), `reconstruction_loss` (-E_q[log p(x|z)]) and `kl`;
+    with an IWAE objective also `iwae`, the k-sample bound (`loss = -iwae`).
     """
 
     #: Names of the metrics `fit` / `evaluate` report, in order.
     metric_names = ("loss", "elbo", "reconstruction_loss", "kl")
-    #: Encoder outputs per latent dimension: a mean and a scale.
+    #: Encoder outputs per latent dimension of a model without a choice of
+    #: posterior (`AE`: 1, a point).
     params_per_latent = 2
     #: Whether the model has an ELBO and a likelihood estimate (`AE`: no).
     defines_density = True
-    #: Whether the loss has a KL term that warm-up and free bits act on.
+    #: Whether the loss has a KL term between a posterior and a prior chosen
+    #: by `posterior=` / `prior=`, which warm-up and free bits act on.
     has_kl_term = True
 
     def __init__(
@@ -89,7 +110,10 @@ class BaseVAE(ObjectiveModel):
         latent_dim=16,
         likelihood="bernoulli",
         likelihood_scale=0.1,
+        posterior="diagonal_gaussian",
+        prior="standard_normal",
         num_samples=1,
+        objective="elbo",
         seed=None,
         kl_warmup_steps=0,
         free_bits=0.0,
@@ -106,6 +130,16 @@ class BaseVAE(ObjectiveModel):
         self.data_shape = validation.int_tuple("data_shape", data_shape)
         self.latent_dim = validation.positive_int("latent_dim", latent_dim)
         self.num_samples = validation.positive_int("num_samples", num_samples)
+        self.objective = validation.choice("objective", objective, OBJECTIVES)
+        if self.objective != "elbo":
+            if not self.has_kl_term:
+                raise ValueError(f"{type(self).__name__} has no ELBO to importance-weight. Received: objective={objective!r}")
+            if self.kl_warmup_steps or self.free_bits:
+                raise ValueError(
+                    "`kl_warmup_steps` and `free_bits` act on the ELBO's KL term, which the IWAE bound does not have. "
+                    f"Received: objective={objective!r}, kl_warmup_steps={kl_warmup_steps!r}, free_bits={free_bits!r}"
+                )
+            self.metric_names = type(self).metric_names + ("iwae",)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
         self.seed = validation.seed("seed", seed)
@@ -114,6 +148,17 @@ class BaseVAE(ObjectiveModel):
         self.likelihood_name = likelihood
         self.likelihood_scale = likelihood_scale
         self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
+        self.posterior_layer, self.prior_layer = self._latent_components(posterior, prior)
+        if self.objective == "iwae_dreg" and not (
+            isinstance(self.posterior_layer, posteriors_lib.DiagonalGaussian)
+            and not isinstance(self.prior_layer, priors_lib.VampPrior)
+        ):
+            raise ValueError(
+                "`objective='iwae_dreg'` needs a diagonal-Gaussian posterior (its log q at a fixed z is one pass) and "
+                "a prior that does not run the encoder (not 'vamp'); use objective='iwae'. "
+                f"Received: objective='iwae_dreg', posterior={type(self.posterior_layer).__name__}, "
+                f"prior={type(self.prior_layer).__name__}"
+            )
         self.encoder = self._check_network("encoder", encoder, self.data_shape, self._encoder_output_shape(encoder))
         self.decoder = self._check_network("decoder", decoder, self.latent_shape, self.data_shape)
         # Noise keys: (seed, step) for training steps, (seed, -1 - i) for the
@@ -166,10 +211,35 @@ class BaseVAE(ObjectiveModel):
     # ------------------------------------------------------------------ #
     # Distributions
     # ------------------------------------------------------------------ #
+    def _latent_components(self, posterior, prior):
+        """The posterior and prior layers (None, None for a model without the choice)."""
+        if self.has_kl_term:
+            return (posteriors_lib.get(posterior, self.latent_dim),
+                    priors_lib.get(prior, self.latent_dim, self.data_shape))
+        if (posterior, prior) != ("diagonal_gaussian", "standard_normal"):
+            raise ValueError(
+                f"{type(self).__name__} has its own latent and takes no `posterior` / `prior`. "
+                f"Received: posterior={posterior!r}, prior={prior!r}"
+            )
+        return None, None
+
+    @classmethod
+    def encoder_outputs(cls, latent_dim, posterior="diagonal_gaussian"):
+        """`(posterior, width)`: the posterior layer for `posterior` (None for
+        a model without the choice) and the width the encoder must output,
+        for subclasses that build their encoder before `BaseVAE.__init__`."""
+        if not cls.has_kl_term:
+            return posterior, cls.params_per_latent * latent_dim
+        layer = posteriors_lib.get(posterior, latent_dim)
+        return layer, layer.params_size()
+
     @property
     def posterior_params_size(self):
-        """Width of the encoder's output: `params_per_latent * latent_dim`."""
-        return self.params_per_latent * self.latent_dim
+        """Width of the encoder's output: the posterior's `params_size()`
+        (`params_per_latent * latent_dim` for a model without the choice)."""
+        if self.posterior_layer is None:
+            return self.params_per_latent * self.latent_dim
+        return self.posterior_layer.params_size()
 
     @property
     def latent_shape(self):
@@ -182,12 +252,19 @@ class BaseVAE(ObjectiveModel):
 
     @property
     def prior(self):
-        """p(z): standard normal over `latent_dim` dimensions."""
-        return priors.standard_normal(self.latent_dim)
+        """p(z), from the prior layer (a `tfd.Distribution`, event `[latent_dim]`);
+        N(0, I) for a model without the choice (`AE`'s `sample`)."""
+        if self.prior_layer is None:
+            return priors_lib.standard_normal(self.latent_dim)
+        return self.prior_layer.distribution(self._gaussian_posterior)
+
+    def _gaussian_posterior(self, x):
+        """The diagonal-Gaussian part of q(z|x) (what a VampPrior mixes)."""
+        return self.posterior_layer.gaussian_part(tf.cast(self.encoder(x), tf.float32))
 
     def make_posterior(self, params):
-        """q(z|x) from encoder outputs: a diagonal Gaussian."""
-        return priors.diagonal_gaussian(params)
+        """q(z|x) from encoder outputs, by the posterior layer."""
+        return self.posterior_layer.distribution(params)
 
     def encode(self, x, training=False):
         """Returns the posterior q(z|x) as a `tfd.Distribution` (batch `[B]`, event `[latent_dim]`)."""
@@ -215,8 +292,12 @@ class BaseVAE(ObjectiveModel):
     # Inference helpers
     # ------------------------------------------------------------------ #
     def latent(self, x, training=False):
-        """The deterministic latent of `x` (no input checks): the posterior mean."""
-        return self._posterior(x, training).mean()
+        """The deterministic latent of `x` (no input checks): the posterior
+        mean, or for a flow posterior the flow applied to its base mean."""
+        posterior = self._posterior(x, training)
+        if posteriors_lib.is_transformed(posterior):
+            return posterior.bijector.forward(posterior.distribution.mean())
+        return posterior.mean()
 
     def call(self, x, training=False):
         """Deterministic reconstruction: the likelihood mean at `latent(x)`."""
@@ -242,9 +323,13 @@ class BaseVAE(ObjectiveModel):
         batch `x`, before training: the encoder's on `x`, the decoder's on z
         drawn from the resulting q(z|x). Each such layer's outputs on the
         batch then have zero mean and the layer's `init_scale` as standard
-        deviation per channel. Other layers
+        deviation per channel. A VampPrior's pseudo-inputs are set to the
+        first K images of `x` (repeated if `x` holds fewer). Other layers
         are unchanged; a model without such layers is left as it is."""
         self._check_data("x", x, dataset=False)
+        if isinstance(self.prior_layer, priors_lib.VampPrior):
+            k = self.prior_layer.num_components
+            self.prior_layer.pseudo_inputs.assign(tf.gather(tf.cast(x, tf.float32), tf.range(k) % tf.shape(x)[0]))
         if not weight_norm.has_weight_norm(self):
             return
         posterior = self.make_posterior(tf.cast(weight_norm.initialize_from_data(self.encoder, x), tf.float32))
@@ -311,7 +396,7 @@ class BaseVAE(ObjectiveModel):
         number of samples, so shapes stay static (XLA); draws past
         `num_samples` in the last chunk are masked out."""
         x = tf.cast(x, tf.float32)
-        posterior = self._posterior(x)
+        posterior, prior = self._posterior(x), self.prior
         batch = x.shape[0]
         if batch is None:  # dynamic batch (a serving signature): a tensor chunk size
             batch = tf.shape(x)[0]
@@ -322,8 +407,10 @@ class BaseVAE(ObjectiveModel):
         num_chunks = (num_samples + chunk - 1) // chunk
 
         def body(i, running_max, running_sum, total):
-            z = posterior.sample(chunk, seed=tf.random.experimental.stateless_fold_in(seed, i))
-            log_w = self._likelihood(z).log_prob(x) + self.prior.log_prob(z) - posterior.log_prob(z)
+            # log q from the sampling pass (a flow's forward pass, not its inverse).
+            z, log_q = posterior.experimental_sample_and_log_prob(
+                chunk, seed=tf.random.experimental.stateless_fold_in(seed, i))
+            log_w = self._likelihood(z).log_prob(x) + prior.log_prob(z) - log_q
             valid = (i * chunk + tf.range(chunk) < num_samples)[:, None]
             total += tf.reduce_sum(tf.where(valid, log_w, 0.0), 0)
             log_w = tf.where(valid, log_w, -np.inf)
@@ -361,16 +448,19 @@ class BaseVAE(ObjectiveModel):
         step = optimizer.iterations if optimizer is not None else 0
         return tf.minimum(tf.cast(step, tf.float32) / steps, 1.0)
 
-    def _floored_kl(self, posterior, prior):
-        """`sum_j max(free_bits, mean_batch KL_j)`, from the per-dimension
-        analytic KL of two distributions with independent dimensions."""
-        if not (isinstance(posterior, tfd.Independent) and isinstance(prior, tfd.Independent)):
-            raise ValueError(
-                "`free_bits` needs a posterior and a prior with independent dimensions (tfd.Independent). "
-                f"Received: {type(posterior).__name__} and {type(prior).__name__}"
-            )
-        per_dimension = tf.reduce_mean(tfd.kl_divergence(posterior.distribution, prior.distribution), axis=0)
-        return tf.reduce_sum(tf.maximum(per_dimension, self.free_bits))
+    def _floored_kl(self, posterior, prior, kl):
+        """`sum_j max(free_bits, mean_batch KL_j)` from the per-dimension
+        analytic KL where there is one (both distributions `tfd.Independent`
+        with a registered KL); otherwise `max(free_bits * latent_dim, kl)`
+        for the batch-mean KL `kl`."""
+        if isinstance(posterior, tfd.Independent) and isinstance(prior, tfd.Independent):
+            try:
+                per_dimension = tfd.kl_divergence(posterior.distribution, prior.distribution)
+            except NotImplementedError:
+                pass
+            else:
+                return tf.reduce_sum(tf.maximum(tf.reduce_mean(per_dimension, axis=0), self.free_bits))
+        return tf.maximum(kl, self.free_bits * self.latent_dim)
 
     def latent_terms(self, x, training=False):
         """Encodes `x` and returns `(z, terms)`.
@@ -380,14 +470,14 @@ class BaseVAE(ObjectiveModel):
         least `"penalty"` (what the loss adds to the reconstruction term):
         here `kl` and `penalty = kl_penalty(kl)`.
         """
-        posterior = self._posterior(x, training)
-        z = self.sample_posterior(posterior, self.num_samples, training)
+        posterior, prior = self._posterior(x, training), self.prior
+        z, log_q = self._draw(posterior, self.num_samples, training)
         try:
-            kl = tfd.kl_divergence(posterior, self.prior)
-        except NotImplementedError:  # no analytic formula: Monte Carlo estimate
-            kl = tf.reduce_mean(posterior.log_prob(z) - self.prior.log_prob(z), axis=0)
+            kl = tfd.kl_divergence(posterior, prior)
+        except NotImplementedError:  # no analytic formula: Monte Carlo estimate from the same draws
+            kl = tf.reduce_mean(log_q - prior.log_prob(z), axis=0)
         kl = tf.reduce_mean(kl)
-        penalized = self._floored_kl(posterior, self.prior) if self.free_bits else kl
+        penalized = self._floored_kl(posterior, prior, kl) if self.free_bits else kl
         return z, {"kl": kl, "penalty": self.kl_weight() * self.kl_penalty(penalized)}
 
     def _next_noise_seed(self, training):
@@ -399,28 +489,31 @@ class BaseVAE(ObjectiveModel):
     def sample_posterior(self, posterior, num_samples, training=False):
         """Reparameterised draws from q(z|x), `[num_samples, B, latent_dim]`.
 
-        For the diagonal-Gaussian posterior, `loc + scale * eps` with `eps`
-        from a stateless generator keyed by `(seed, step)`, drawn for the
-        global batch and sliced to this replica's rows: a step sees the same
-        noise on one device as on several when the replicas get equal shares
-        of the batch (`drop_remainder=True`; an uneven last batch reuses a few
-        rows across replicas). Other posteriors draw with `posterior.sample`
-        from the same key folded with the replica id.
+        For a diagonal-Gaussian posterior or a flow on one, `loc + scale *
+        eps` (then the flow's forward pass) with `eps` from a stateless
+        generator keyed by `(seed, step)`, drawn for the global batch and
+        sliced to this replica's rows: a step sees the same noise on one
+        device as on several when the replicas get equal shares of the batch
+        (`drop_remainder=True`; an uneven last batch reuses a few rows across
+        replicas). Other posteriors draw with `posterior.sample` from the
+        same key folded with the replica id.
         """
+        return self._draw(posterior, num_samples, training)[0]
+
+    def _draw(self, posterior, num_samples, training=False):
+        """`sample_posterior`'s draws and log q(z|x) at them, `([S, B, D], [S, B])`."""
         seed = self._next_noise_seed(training)
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
-        if not _is_diagonal_gaussian(posterior):
+        base = posteriors_lib.gaussian_base(posterior)
+        if base is None:
             seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
-            return posterior.sample(num_samples, seed=tf.cast(seed, tf.int32))
-        loc = posterior.mean()
-        batch = tf.shape(loc)[0]
-        eps = tf.random.stateless_normal(
-            [num_samples, batch * replicas, self.latent_dim], seed=seed, dtype=loc.dtype
-        )
+            return posterior.experimental_sample_and_log_prob(num_samples, seed=tf.cast(seed, tf.int32))
+        batch = tf.shape(base.mean())[0]
+        eps = tf.random.stateless_normal([num_samples, batch * replicas, self.latent_dim], seed=seed)
         start = batch * tf.cast(replica, batch.dtype)
-        return loc + posterior.stddev() * eps[:, start : start + batch]
+        return posteriors_lib.reparameterize(posterior, eps[:, start : start + batch])
 
     def compute_terms(self, x, training=False):
         """Returns the named scalar terms of the objective for a batch `x`.
@@ -428,6 +521,8 @@ class BaseVAE(ObjectiveModel):
         Always has `"loss"` (what gradients are taken of) and one entry per
         tracker in `metrics`.
         """
+        if self.objective != "elbo":
+            return self._iwae_terms(x, training)
         z, terms = self.latent_terms(x, training)
         log_lik = self._likelihood(z, training).log_prob(tf.cast(x, tf.float32))
         reconstruction = -tf.reduce_mean(log_lik)
@@ -438,6 +533,49 @@ class BaseVAE(ObjectiveModel):
         if self.losses:  # weight regularisers and `add_loss` terms
             terms["loss"] += tf.add_n([tf.cast(v, tf.float32) for v in self.losses])
         return terms
+
+    def _iwae_terms(self, x, training=False):
+        """The IWAE objective (`objective="iwae"` / `"iwae_dreg"`):
+
+            iwae = mean_batch [logsumexp_i w_i - log k],
+            w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),  z_1..z_k ~ q(z|x)
+
+        with `loss = -iwae`; `kl`, `reconstruction_loss` and `elbo` from the
+        same draws. For DReG, `"encoder_loss"`, whose gradient with respect
+        to the encoder is Tucker et al.'s `sum_i w~_i^2 d log w_i / d z_i
+        dz_i / d phi` (normalised weights w~, log q with its parameters held
+        fixed); the decoder and prior keep the IWAE gradient (`_loss_groups`)."""
+        params = tf.cast(self.encoder(x, training=training), tf.float32)
+        posterior, prior = self.make_posterior(params), self.prior
+        z, log_q = self._draw(posterior, self.num_samples, training)
+        log_lik = self._likelihood(z, training).log_prob(tf.cast(x, tf.float32))
+        log_p = prior.log_prob(z)
+        bound = tf.reduce_logsumexp(log_lik + log_p - log_q, axis=0) - tf.math.log(float(self.num_samples))
+        try:
+            kl = tf.reduce_mean(tfd.kl_divergence(posterior, prior))
+        except NotImplementedError:
+            kl = tf.reduce_mean(log_q - log_p)
+        reconstruction = -tf.reduce_mean(log_lik)
+        terms = {"loss": -tf.reduce_mean(bound), "iwae": tf.reduce_mean(bound), "kl": kl,
+                 "reconstruction_loss": reconstruction, "elbo": -(reconstruction + kl)}
+        if self.objective == "iwae_dreg":
+            log_w = log_lik + log_p - self.make_posterior(tf.stop_gradient(params)).log_prob(z)
+            weights = tf.stop_gradient(tf.nn.softmax(log_w, axis=0))
+            terms["encoder_loss"] = -tf.reduce_mean(tf.reduce_sum(tf.square(weights) * log_w, axis=0))
+        if self.losses:
+            regularization = tf.add_n([tf.cast(v, tf.float32) for v in self.losses])
+            terms = {**terms, "loss": terms["loss"] + regularization}
+            if "encoder_loss" in terms:
+                terms["encoder_loss"] += regularization
+        return terms
+
+    def _loss_groups(self):
+        if self.objective != "iwae_dreg":
+            return super()._loss_groups()
+        encoder_side = {id(v) for v in self.encoder.trainable_variables + self.posterior_layer.trainable_variables}
+        trained = self._trained_variables()
+        return (("loss", [v for v in trained if id(v) not in encoder_side]),
+                ("encoder_loss", [v for v in trained if id(v) in encoder_side]))
 
     # ------------------------------------------------------------------ #
     # Input checks, run before any graph is built
@@ -551,8 +689,14 @@ class BaseVAE(ObjectiveModel):
         return True
 
     def _serve_encode(self, images):
+        """`mean` and `stddev` of the diagonal Gaussian q(z|x), or for a flow
+        posterior of its base Gaussian q(z_0|x), plus then `latent`: the flow
+        applied to that mean (the code `decode` takes, as `latent(x)`)."""
         posterior = self._posterior(images)
-        return {"mean": posterior.mean(), "stddev": posterior.stddev()}
+        if not posteriors_lib.is_transformed(posterior):
+            return {"mean": posterior.mean(), "stddev": posterior.stddev()}
+        base = posterior.distribution
+        return {"mean": base.mean(), "stddev": base.stddev(), "latent": posterior.bijector.forward(base.mean())}
 
     def _serve_decode_signature(self):
         z = tf.TensorSpec([None, *self.latent_shape], tf.float32, name="z")
@@ -585,7 +729,13 @@ class BaseVAE(ObjectiveModel):
             seed=self.seed,
         )
         if self.has_kl_term:
-            config.update(kl_warmup_steps=self.kl_warmup_steps, free_bits=self.free_bits)
+            config.update(
+                objective=self.objective,
+                kl_warmup_steps=self.kl_warmup_steps,
+                free_bits=self.free_bits,
+                posterior=keras.saving.serialize_keras_object(self.posterior_layer),
+                prior=keras.saving.serialize_keras_object(self.prior_layer),
+            )
         return config
 
     def get_config(self):
@@ -598,16 +748,14 @@ class BaseVAE(ObjectiveModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "decoder"):
+        for key in ("encoder", "decoder", "posterior", "prior"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 
-def _is_diagonal_gaussian(distribution):
-    if isinstance(distribution, tfd.MultivariateNormalDiag):
-        return True
-    return isinstance(distribution, tfd.Independent) and isinstance(distribution.distribution, tfd.Normal)
+#: Training objectives of `BaseVAE(objective=...)`.
+OBJECTIVES = ("elbo", "iwae", "iwae_dreg")
 
 
 def _stateless_seed(seed):

@@ -67,7 +67,7 @@ class ConvVAE(BaseVAE):
         if not isinstance(weight_norm, bool):
             raise ValueError(f"`weight_norm` must be True or False. Received: weight_norm={weight_norm!r}")
         dtype = kwargs.get("dtype")
-        outputs = self.params_per_latent * latent_dim
+        kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
         if network == "conv":
             encoder = networks.conv_encoder(data_shape, filters, kernel_size, activation, outputs, dtype=dtype)
             decoder = networks.conv_decoder(latent_dim, filters[::-1], kernel_size, activation, data_shape,

@@ -56,6 +56,12 @@ class ObjectiveModel(keras.Model):
         """The variables `train_step` updates."""
         return self.trainable_variables
 
+    def _loss_groups(self):
+        """`((term, variables), ...)`: each group of trained variables takes
+        its gradient from the named term of `compute_terms` (one optimizer
+        step applies them all). Default: every trained variable from `"loss"`."""
+        return (("loss", self._trained_variables()),)
+
     # ------------------------------------------------------------------ #
     # Keras training contract
     # ------------------------------------------------------------------ #
@@ -100,13 +106,15 @@ class ObjectiveModel(keras.Model):
     def train_step(self, data):
         x = self._batch_x(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
+        groups = self._loss_groups()
+        with tf.GradientTape(persistent=len(groups) > 1) as tape:
             terms = self.compute_terms(x, training=True)
             # The optimizer sums replica gradients: scale the per-replica mean.
-            loss = self.optimizer.scale_loss(terms["loss"] / replicas)
-        variables = self._trained_variables()
-        gradients = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+            losses = [self.optimizer.scale_loss(terms[name] / replicas) for name, _ in groups]
+        gradients_and_variables = []
+        for loss, (_, variables) in zip(losses, groups):
+            gradients_and_variables.extend(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(gradients_and_variables)
         return self._report(terms, x)
 
     def test_step(self, data):
@@ -155,6 +163,11 @@ class ObjectiveModel(keras.Model):
                 steps_per_execution=steps_per_execution,
                 **kwargs,
             )
+        # `fit` ends with `optimizer.finalize_variable_values(model.trainable_weights)`,
+        # which under `use_ema=True` assigns the averages to those variables
+        # position by position; the optimizer averages `_trained_variables()`.
+        finalize = type(self.optimizer).finalize_variable_values.__get__(self.optimizer)
+        self.optimizer.finalize_variable_values = lambda var_list: finalize(self._trained_variables())
 
     def compile_from_config(self, config):
         # Keras skips this for an overridden `compile`; restore the optimizer

@@ -42,9 +42,8 @@ class VAE(BaseVAE):
         hidden_units = validation.int_tuple("hidden_units", hidden_units, min_len=0)
         activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
-        encoder = networks.mlp_encoder(
-            data_shape, hidden_units, activation, self.params_per_latent * latent_dim, dtype=dtype
-        )
+        kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
+        encoder = networks.mlp_encoder(data_shape, hidden_units, activation, outputs, dtype=dtype)
         decoder = networks.mlp_decoder(latent_dim, hidden_units[::-1], activation, data_shape, dtype=dtype)
         super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
         self.hidden_units = hidden_units
