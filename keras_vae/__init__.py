@@ -3,7 +3,8 @@
 Models (`keras_vae.models`, also importable from here): `BaseVAE` (bring your
 own encoder and decoder), `VAE`, `BetaVAE`, `ConvVAE`, `VQVAE` (with its
 PixelCNN prior) and the deterministic baseline `AE`. Observation models:
-`keras_vae.likelihoods`; prior and posterior families: `keras_vae.priors`.
+`keras_vae.likelihoods`; posterior families `keras_vae.posteriors`; priors
+`keras_vae.priors`.
 Data (`keras_vae.data`): MNIST and Fashion-MNIST through tensorflow-datasets.
 Plots (`keras_vae.plotting`): sample, reconstruction and interpolation grids.
 Pretrained models (`keras_vae.zoo`): `zoo.list()`, `zoo.load(name)`. TF
@@ -33,7 +34,7 @@ if _started_as_command():
     # changes nothing.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from keras_vae import likelihoods, priors  # noqa: E402
+from keras_vae import likelihoods, posteriors, priors  # noqa: E402
 from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvVAE  # noqa: E402
 
 _LAZY = ("callbacks", "data", "export", "plotting", "zoo")  # loaded on first use (tensorflow-datasets, matplotlib)
@@ -47,5 +48,5 @@ def __getattr__(name):
 
 __all__ = [
     "AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE",
-    "callbacks", "data", "export", "likelihoods", "plotting", "priors", "zoo",
+    "callbacks", "data", "export", "likelihoods", "plotting", "posteriors", "priors", "zoo",
 ]

@@ -22,10 +22,13 @@ import os
 import sys
 import time
 
-from keras_vae import validation
+from keras_vae import posteriors, priors, validation
+from keras_vae.models.base import OBJECTIVES
 
 MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
 VAES = ("vae", "beta_vae", "conv_vae", "ae")
+#: `--optimizer` choices -> `keras.optimizers` classes.
+OPTIMIZERS = {"adam": "Adam", "adamax": "Adamax", "sgd": "SGD"}
 
 
 def _checked(convert, check, expected):
@@ -48,6 +51,7 @@ POSITIVE_FLOAT = _checked(float, validation.positive_float, "a finite number > 0
 SEED = _checked(int, validation.seed, f"an integer in [0, {validation.MAX_SEED}]")
 NON_NEGATIVE_INT = _checked(int, validation.non_negative_int, "an integer >= 0")
 NON_NEGATIVE_FLOAT = _checked(float, validation.non_negative_float, "a finite number >= 0")
+MOMENTUM = _checked(float, validation.unit_interval, "a number in (0, 1)")
 
 
 def _int_list(text):
@@ -79,7 +83,13 @@ def build_parser():
     train.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of z (default 16; vq_vae: --code-dim)")
     train.add_argument("--likelihood", help="observation model (default: bernoulli; vq_vae: gaussian)")
     train.add_argument("--likelihood-scale", type=POSITIVE_FLOAT, help="sigma of the 'gaussian' likelihood (default 0.1)")
-    train.add_argument("--num-samples", type=POSITIVE_INT, help="posterior samples per example (default 1)")
+    train.add_argument("--num-samples", type=POSITIVE_INT,
+                       help="posterior samples per example (default 1); the k of --objective iwae")
+    train.add_argument("--posterior", choices=posteriors.NAMES,
+                       help="family of q(z|x) (vae, beta_vae, conv_vae; default diagonal_gaussian)")
+    train.add_argument("--prior", choices=priors.NAMES, help="p(z) (vae, beta_vae, conv_vae; default standard_normal)")
+    train.add_argument("--objective", choices=OBJECTIVES,
+                       help="what training maximises (vae, beta_vae, conv_vae; default elbo)")
     train.add_argument("--kl-warmup-steps", type=NON_NEGATIVE_INT,
                        help="raise the KL's weight in the loss from 0 to 1 over N steps (vae, beta_vae, conv_vae)")
     train.add_argument("--free-bits", type=NON_NEGATIVE_FLOAT,
@@ -111,7 +121,10 @@ def build_parser():
     train.add_argument("--prior-kernel-size", type=POSITIVE_INT, help="masked convolution width of the prior (vq_vae)")
     train.add_argument("--prior-dropout", type=float, help="dropout rate inside the prior's blocks (vq_vae)")
     train.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=1e-3)
-    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    train.add_argument("--optimizer", default="adam", choices=tuple(OPTIMIZERS))
+    train.add_argument("--ema-momentum", type=MOMENTUM,
+                       help="Polyak-average the weights (Keras' use_ema=True) with this momentum, e.g. 0.999; the "
+                       "saved model holds the averages")
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     train.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
@@ -166,6 +179,9 @@ def _model_kwargs(args):
         "likelihood": MODELS,
         "likelihood_scale": MODELS,
         "num_samples": VAES,
+        "posterior": ("vae", "beta_vae", "conv_vae"),
+        "prior": ("vae", "beta_vae", "conv_vae"),
+        "objective": ("vae", "beta_vae", "conv_vae"),
         "kl_warmup_steps": ("vae", "beta_vae", "conv_vae"),
         "free_bits": ("vae", "beta_vae", "conv_vae"),
         "hidden_units": ("vae", "beta_vae", "ae"),
@@ -242,7 +258,6 @@ def train(args):
 
     import keras_vae
     from keras_vae import distribute, plotting
-    from keras_vae.layers import weight_norm
 
     if args.train_examples is not None and args.train_examples < args.batch_size:
         raise ValueError(
@@ -258,11 +273,12 @@ def train(args):
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-        optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[args.optimizer]
-        model.compile(optimizer=optimizer(args.learning_rate), jit_compile=jit)
+        averaging = {} if args.ema_momentum is None else {"use_ema": True, "ema_momentum": args.ema_momentum}
+        optimizer = getattr(keras.optimizers, OPTIMIZERS[args.optimizer])(args.learning_rate, **averaging)
+        model.compile(optimizer=optimizer, jit_compile=jit)
     train_ds = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", model.likelihood_name, training=False)
-    if weight_norm.has_weight_norm(model):  # initialised from training images (a restored backup overrides it)
+    if getattr(model, "initializes_from_data", False):  # from training images (a restored backup overrides it)
         first = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.batch_size)
         model.initialize_from_data(next(iter(first)), seed=args.seed)
     backup = _backup(args)

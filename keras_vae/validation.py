@@ -66,6 +66,13 @@ def non_negative_float(name, value):
     return float(value)
 
 
+def unit_interval(name, value):
+    """Checks that `value` is a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
+        raise ValueError(f"`{name}` must be a number in (0, 1). Received: {name}={value!r}")
+    return float(value)
+
+
 def int_tuple(name, value, min_len=1):
     try:
         out = tuple(positive_int(name, v) for v in value)

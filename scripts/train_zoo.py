@@ -132,7 +132,7 @@ RECIPES = {
         "and a stride-1 pre-activation residual block (16, 32, 32 feature maps), weight-normalised convolutions "
         "with data-dependent initialisation on the first training batch, one 32-d Gaussian latent, diagonal "
         "posterior, standard normal prior, Bernoulli likelihood",
-        "dataset": "mnist", "epochs": 300, "batch_size": 100, "initialize_from_data": True,
+        "dataset": "mnist", "epochs": 300, "batch_size": 100,
         "optimizer": lambda: keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.999),
         "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the epochs, with Polyak "
         "averaging of the weights (`use_ema=True, ema_momentum=0.999`): the saved weights and every number "
@@ -212,7 +212,7 @@ def train(args, recipe, timings):
         return keras.models.load_model(path)
     keras.utils.set_random_seed(args.seed)
     model = recipe["model"](**dict(args.model_arg))
-    if recipe.get("initialize_from_data"):  # a resumed run restores its trained weights over this
+    if model.initializes_from_data:  # a resumed run restores its trained weights over this
         model.initialize_from_data(next(iter(dataset(args, recipe, "train", training=True))), seed=args.seed)
     if args.output_bias == "data":  # a resumed run restores its trained bias over this
         initialize_output_bias(model, dataset(args, recipe, "train", training=False, batch_size=10000, grey=True))

@@ -30,7 +30,8 @@ def trained(tfds_dir, manual_dirs, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     result = run("train", "conv_vae", "--dataset", "mnist", "--epochs", 2, "--train-examples", 512,
                  "--batch-size", 64, "--latent-dim", 4, "--filters", "8,16", "--network", "residual",
-                 "--blocks-per-stage", 1, "--kl-warmup-steps", 4, "--free-bits", 0.1, "--output-dir", out,
+                 "--blocks-per-stage", 1, "--kl-warmup-steps", 4, "--free-bits", 0.1, "--posterior", "iaf",
+                 "--prior", "vamp", "--optimizer", "adamax", "--ema-momentum", 0.9, "--output-dir", out,
                  "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
@@ -46,6 +47,8 @@ def test_train_writes_model_history_and_plots(trained):
     assert type(model).__name__ == "ConvVAE" and model.latent_dim == 4 and model.filters == (8, 16)
     assert (model.network, model.blocks_per_stage, model.weight_norm) == ("residual", 1, True)
     assert (model.kl_warmup_steps, model.free_bits) == (4, 0.1)
+    assert (type(model.posterior_layer).__name__, type(model.prior_layer).__name__) == ("IAF", "VampPrior")
+    assert (type(model.optimizer).__name__, model.optimizer.use_ema, model.optimizer.ema_momentum) == ("Adamax", True, 0.9)
     for name in ("samples", "reconstructions", "interpolations"):
         image = matplotlib.image.imread(out / f"{name}.png")
         assert image.ndim == 3 and min(image.shape[:2]) > 50
@@ -101,6 +104,10 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path):
     (["train", "vae", "--kl-warmup-steps", "-3"], "argument --kl-warmup-steps: must be an integer >= 0; received '-3'"),
     (["train", "conv_vae", "--blocks-per-stage", "0"], "argument --blocks-per-stage: must be a positive integer"),
     (["train", "vae", "--epochs", "0"], "argument --epochs: must be a positive integer; received '0'"),
+    (["train", "vae", "--posterior", "flow"], "argument --posterior: invalid choice: 'flow' (choose from"),
+    (["train", "ae", "--prior", "vamp"], "`--prior` applies to vae, beta_vae, conv_vae. Received it for: ae"),
+    (["train", "vae", "--ema-momentum", "1.5"], "argument --ema-momentum: must be a number in (0, 1); received '1.5'"),
+    (["train", "vae", "--objective", "iwae_dreg", "--posterior", "iaf"], "`objective='iwae_dreg'` needs a diagonal"),
     (["train", "vae", "--batch-size", "ten"], "argument --batch-size: must be a positive integer; received 'ten'"),
     (["train-prior", "missing.keras", "--output", "x.h5"], "`--output` must be a .keras file name"),
     (["train-prior", "vq_vae_mnist"], "`--output` (a .keras file name) is needed when `model_path` is not a .keras"),

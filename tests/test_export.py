@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from keras_vae import AE, VAE, VQVAE, ConvVAE, zoo
+from keras_vae import AE, VAE, VQVAE, ConvVAE, posteriors, priors, zoo
 
 # Runs in a fresh interpreter: loads the export with TensorFlow alone and runs
 # every signature on the inputs in `inputs.npz`.
@@ -69,11 +69,14 @@ def _expected(model, x):
         expected = {"encode/indices": codes, "decode/images": model.decode_indices(codes).mean()}
     else:
         posterior = model.encode(x)
+        gaussian = posterior.distribution if posteriors.is_transformed(posterior) else posterior
         expected = {
-            "encode/mean": posterior.mean(),
-            "encode/stddev": posterior.stddev(),
+            "encode/mean": gaussian.mean(),
+            "encode/stddev": gaussian.stddev(),
             "decode/images": model.decode(model.latent(x)).mean(),
         }
+        if gaussian is not posterior:  # a flow posterior also serves the code `decode` takes
+            expected["encode/latent"] = model.latent(x)
     expected.update({"serving_default/reconstruction": model.reconstruct(x), "sample/images": model.sample(3, seed=7)})
     if not isinstance(model, AE):
         scores = model.score(x, num_samples=20, seed=0, batch_size=len(x))
@@ -88,6 +91,9 @@ def trained_models(mnist_binary):
         "vae": VAE(latent_dim=4, hidden_units=(32,), seed=0, name="vae"),
         "ae": AE(latent_dim=4, hidden_units=(32,), seed=0, name="ae"),
         "conv_vae": ConvVAE(latent_dim=4, filters=(8, 16), seed=0, name="conv_vae"),
+        "iaf_vamp": VAE(latent_dim=4, hidden_units=(32,), seed=0, name="iaf_vamp", prior="vamp",
+                        posterior=posteriors.IAF(4, hidden_units=(16,), context_size=8)),
+        "maf": VAE(latent_dim=4, hidden_units=(32,), seed=0, name="maf", prior=priors.MAFPrior(4, hidden_units=(16,))),
     }
     for model in models.values():
         model.compile()
@@ -108,7 +114,7 @@ def exports(trained_models, tmp_path_factory):
     return Exports()
 
 
-@pytest.mark.parametrize("name", ["vae", "ae", "conv_vae", "vq_vae_mnist"])
+@pytest.mark.parametrize("name", ["vae", "ae", "conv_vae", "vq_vae_mnist", "iaf_vamp", "maf"])
 def test_fresh_tensorflow_process_serves_every_signature_like_keras(name, trained_models, exports, mnist_binary, tmp_path):
     model = trained_models[name]
     x = mnist_binary[:5] if model.likelihood_name == "bernoulli" else mnist_binary[:5] * 0.8

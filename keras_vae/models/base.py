@@ -317,6 +317,12 @@ class BaseVAE(ObjectiveModel):
         z = self._posterior(x).sample(seed=_stateless_seed(seed))
         return self._likelihood(z).mean()
 
+    @property
+    def initializes_from_data(self):
+        """Whether `initialize_from_data` changes anything: the model has
+        weight-normalised layers or a VampPrior."""
+        return weight_norm.has_weight_norm(self) or isinstance(self.prior_layer, priors_lib.VampPrior)
+
     def initialize_from_data(self, x, seed=0):
         """Data-dependent initialisation (Salimans & Kingma 2016) of the
         weight-normalised layers (`keras_vae.layers.WeightNormConv2D`), on one
