@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae import validation
-from keras_vae.layers.autoregressive import MaskedAutoregressiveNetwork
+from keras_vae.layers import autoregressive
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -162,8 +162,8 @@ class IAF(Posterior):
         self.activation = validation.activation("activation", activation)
         self.gate_bias = float(gate_bias)
         self.networks = [
-            MaskedAutoregressiveNetwork(self.latent_dim, self.hidden_units, 2, self.context_size, self.activation,
-                                        name=f"step_{i}")
+            autoregressive.MaskedAutoregressiveNetwork(
+                self.latent_dim, self.hidden_units, 2, self.context_size, self.activation, name=f"step_{i}")
             for i in range(self.num_steps)
         ]
 
@@ -194,12 +194,8 @@ class IAF(Posterior):
     def distribution(self, params):
         base = self.gaussian_part(params)
         context = params[..., 2 * self.latent_dim:] if self.context_size else None
-        steps = []
-        for i, network in enumerate(self.networks):
-            if i:
-                steps.append(tfb.Permute(list(range(self.latent_dim))[::-1]))
-            steps.append(self._step(network, context))
-        return tfd.TransformedDistribution(base, tfb.Chain(steps[::-1]))  # Chain applies its last first
+        steps = [self._step(network, context) for network in self.networks]
+        return tfd.TransformedDistribution(base, autoregressive.flow(steps, self.latent_dim))
 
     def get_config(self):
         return {
@@ -225,19 +221,5 @@ def get(posterior, latent_dim):
     Raises:
         ValueError: for an unknown name, or a layer of another `latent_dim`.
     """
-    if isinstance(posterior, Posterior):
-        if posterior.latent_dim != latent_dim:
-            raise ValueError(
-                f"`posterior` must be over latent_dim={latent_dim} dimensions. "
-                f"Received: posterior={posterior.name!r} with latent_dim={posterior.latent_dim}"
-            )
-        layer = posterior
-    elif isinstance(posterior, str) and posterior in _BY_NAME:
-        layer = _BY_NAME[posterior](latent_dim)
-    else:
-        raise ValueError(
-            f"`posterior` must be one of {NAMES} or a `keras_vae.posteriors.Posterior`. Received: posterior={posterior!r}"
-        )
-    if not layer.built:
-        layer.build()
-    return layer
+    return validation.component("posterior", posterior, Posterior, NAMES, lambda name: _BY_NAME[name](latent_dim),
+                                latent_dim)

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae import validation
-from keras_vae.layers.autoregressive import MaskedAutoregressiveNetwork
+from keras_vae.layers import autoregressive
 from keras_vae.posteriors import diagonal_gaussian  # noqa: F401 - kept importable from here
 
 tfd = tfp.distributions
@@ -133,7 +133,8 @@ class MAFPrior(Prior):
         self.activation = validation.activation("activation", activation)
         self.max_log_scale = validation.positive_float("max_log_scale", max_log_scale)
         self.networks = [
-            MaskedAutoregressiveNetwork(self.latent_dim, self.hidden_units, 2, 0, self.activation, name=f"step_{i}")
+            autoregressive.MaskedAutoregressiveNetwork(
+                self.latent_dim, self.hidden_units, 2, 0, self.activation, name=f"step_{i}")
             for i in range(self.num_steps)
         ]
 
@@ -151,12 +152,8 @@ class MAFPrior(Prior):
         return tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale)
 
     def distribution(self, encode=None):
-        steps = []
-        for i, network in enumerate(self.networks):
-            if i:
-                steps.append(tfb.Permute(list(range(self.latent_dim))[::-1]))
-            steps.append(self._step(network))
-        return tfd.TransformedDistribution(standard_normal(self.latent_dim), tfb.Chain(steps[::-1]))
+        steps = [self._step(network) for network in self.networks]
+        return tfd.TransformedDistribution(standard_normal(self.latent_dim), autoregressive.flow(steps, self.latent_dim))
 
     def get_config(self):
         return {
@@ -186,17 +183,5 @@ def get(prior, latent_dim, data_shape):
     Raises:
         ValueError: for an unknown name, or a layer of another `latent_dim`.
     """
-    if isinstance(prior, Prior):
-        if prior.latent_dim != latent_dim:
-            raise ValueError(
-                f"`prior` must be over latent_dim={latent_dim} dimensions. "
-                f"Received: prior={prior.name!r} with latent_dim={prior.latent_dim}"
-            )
-        layer = prior
-    elif isinstance(prior, str) and prior in _BY_NAME:
-        layer = _BY_NAME[prior](latent_dim, data_shape)
-    else:
-        raise ValueError(f"`prior` must be one of {NAMES} or a `keras_vae.priors.Prior`. Received: prior={prior!r}")
-    if not layer.built:
-        layer.build()
-    return layer
+    return validation.component("prior", prior, Prior, NAMES, lambda name: _BY_NAME[name](latent_dim, data_shape),
+                                latent_dim)

@@ -73,6 +73,29 @@ def unit_interval(name, value):
     return float(value)
 
 
+def component(name, value, base, names, make, latent_dim):
+    """A latent component layer: `value` itself if it is a `base` instance
+    over `latent_dim` dimensions, else `make(value)` for a name in `names`;
+    built. `name` is the argument ("posterior", "prior")."""
+    if isinstance(value, base):
+        if value.latent_dim != latent_dim:
+            raise ValueError(
+                f"`{name}` must be over latent_dim={latent_dim} dimensions. "
+                f"Received: {name}={value.name!r} with latent_dim={value.latent_dim}"
+            )
+        layer = value
+    elif isinstance(value, str) and value in names:
+        layer = make(value)
+    else:
+        raise ValueError(
+            f"`{name}` must be one of {tuple(names)} or a `{base.__module__}.{base.__name__}`. "
+            f"Received: {name}={value!r}"
+        )
+    if not layer.built:
+        layer.build()
+    return layer
+
+
 def int_tuple(name, value, min_len=1):
     try:
         out = tuple(positive_int(name, v) for v in value)

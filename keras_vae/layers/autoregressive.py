@@ -12,8 +12,23 @@ has the signature `tfp.bijectors.MaskedAutoregressiveFlow` expects.
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from keras_vae import validation
+
+tfb = tfp.bijectors
+
+
+def flow(steps, event_size):
+    """A `tfb.Chain` applying the bijectors `steps` in turn (forward), the
+    order of the `event_size` dimensions reversed between consecutive steps,
+    so that every dimension is conditioned on every other one somewhere."""
+    chain = []
+    for i, step in enumerate(steps):
+        if i:
+            chain.append(tfb.Permute(list(range(event_size))[::-1]))
+        chain.append(step)
+    return tfb.Chain(chain[::-1])  # a Chain applies its last bijector first
 
 
 def masks(event_size, hidden_units):
