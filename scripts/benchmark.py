@@ -1,13 +1,18 @@
 """Training speed of the TFP-based `model.fit` contract against a hand-written floor.
 
-For `VAE` and `ConvVAE` (default architectures, Bernoulli likelihood, batch 128,
-real MNIST, statically binarized so both sides see identical batches) this
+For `VAE` and `ConvVAE` (default architectures), `ResidualConvVAE` (the
+`resnet_vae_mnist` networks: `ConvVAE(network="residual", filters=(16, 32, 32),
+blocks_per_stage=2, activation="elu", latent_dim=32)`) and `IAFConvVAE` (the
+same with `posterior=posteriors.IAF(32)`), Bernoulli likelihood, batch 128,
+real MNIST, statically binarized so both sides see identical batches, this
 trains, in one process and interleaved round by round:
 
   (a) the zoo model through `model.fit`;
   (b) a minimal hand-written Keras 3 loop: the same Keras networks, Adam, and
-      the same ELBO written with plain TensorFlow ops (no tfd, no metrics),
-      a `tf.function` running as many steps per call as `fit` does: the floor;
+      the same ELBO written with plain TensorFlow ops (no tfd, no metrics;
+      for IAF the flow steps by hand on the same autoregressive networks and
+      a Monte Carlo KL), a `tf.function` running as many steps per call as
+      `fit` does: the floor;
   (c) keras.io's VAE pattern: the same plain-op ELBO in an overridden
       `train_step` with three `Mean` trackers, through `model.fit` with the
       zoo model's `steps_per_execution`;
@@ -33,7 +38,24 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_vae  # noqa: E402
-from keras_vae import data  # noqa: E402
+from keras_vae import data, posteriors  # noqa: E402
+
+_RESNET = {"network": "residual", "filters": (16, 32, 32), "blocks_per_stage": 2, "activation": "elu", "latent_dim": 32}
+
+#: `--models` names -> (model class, constructor arguments but the seed).
+MODELS = {
+    "VAE": (keras_vae.VAE, lambda: {}),
+    "ConvVAE": (keras_vae.ConvVAE, lambda: {}),
+    "ResidualConvVAE": (keras_vae.ConvVAE, lambda: dict(_RESNET)),
+    "IAFConvVAE": (keras_vae.ConvVAE, lambda: {**_RESNET, "posterior": posteriors.IAF(32)}),
+}
+
+
+def build(name):
+    """The model `name` of `MODELS`, seeded: identical networks on every side."""
+    model_class, kwargs = MODELS[name]
+    keras.utils.set_random_seed(0)
+    return model_class(seed=0, **kwargs())
 
 
 def make_dataset(args):
@@ -81,47 +103,65 @@ def _time_fit(model, ds, steps, warmup):
     return timer.per_step
 
 
-def zoo_fit(model_class, ds, jit, steps, warmup):
+def zoo_fit(name, ds, jit, steps, warmup):
     """(a) The zoo model, compiled with its defaults but for `jit_compile`."""
-    keras.utils.set_random_seed(0)
-    model = model_class(seed=0)
+    model = build(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit)
     return _time_fit(model, ds, steps, warmup)
 
 
-def plain_negative_elbo(encoder, decoder, x, noise_seed):
-    """The same objective as the zoo's Bernoulli VAE, written with plain ops."""
-    mean, raw_scale = tf.split(encoder(x, training=True), 2, axis=-1)
+def plain_negative_elbo(networks, x, noise_seed):
+    """The same objective as the zoo's Bernoulli VAE, written with plain ops:
+    `networks` is `(encoder, decoder)`, or `(encoder, decoder, iaf_steps)`
+    for an IAF posterior (the posterior's autoregressive networks)."""
+    encoder, decoder, *flow = networks
+    params = encoder(x, training=True)
+    latent_dim = decoder.input_shape[-1]
+    mean, raw_scale, context = params[:, :latent_dim], params[:, latent_dim:2 * latent_dim], params[:, 2 * latent_dim:]
     scale = tf.nn.softplus(raw_scale) + 1e-5
-    z = mean + scale * tf.random.stateless_normal(tf.shape(mean), noise_seed)
+    eps = tf.random.stateless_normal(tf.shape(mean), noise_seed)
+    z = mean + scale * eps
+    if not flow:
+        kl = 0.5 * tf.reduce_sum(tf.square(scale) + tf.square(mean) - 1 - 2 * tf.math.log(scale), -1)
+    else:  # z <- s z + (1 - s) m per step, order reversed between steps; log q by the forward pass
+        log_q = -tf.reduce_sum(0.5 * tf.square(eps) + tf.math.log(scale) + 0.5 * tf.math.log(2 * 3.141592653589793), -1)
+        for i, network in enumerate(flow[0]):
+            if i:
+                z = z[:, ::-1]
+            out = network(z, context)
+            gate = out[..., 1] + 2.0
+            s = tf.sigmoid(gate)
+            z = s * z + (1 - s) * out[..., 0]
+            log_q -= tf.reduce_sum(tf.math.log_sigmoid(gate), -1)
+        kl = log_q + tf.reduce_sum(0.5 * tf.square(z) + 0.5 * tf.math.log(2 * 3.141592653589793), -1)
     logits = decoder(z, training=True)
     reconstruction = tf.reduce_mean(
         tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), [1, 2, 3])
     )
-    kl = tf.reduce_mean(0.5 * tf.reduce_sum(tf.square(scale) + tf.square(mean) - 1 - 2 * tf.math.log(scale), -1))
-    return reconstruction, kl
+    return reconstruction, tf.reduce_mean(kl)
 
 
-def _networks(model_class):
-    keras.utils.set_random_seed(0)
-    reference = model_class(seed=0)  # only for identical networks
+def _networks(name):
+    reference = build(name)  # only for identical networks
+    if isinstance(reference.posterior_layer, posteriors.IAF):
+        return reference.encoder, reference.decoder, reference.posterior_layer.networks
     return reference.encoder, reference.decoder
 
 
-def hand_written(model_class, ds, jit, steps, warmup):
+def hand_written(name, ds, jit, steps, warmup):
     """(b) The floor: same networks and objective in plain ops, no Keras
     trainer and no metrics; a `tf.function` runs `steps_per_execution`
     (the zoo model's default) steps per call, as `fit` does."""
-    encoder, decoder = _networks(model_class)
-    variables = encoder.trainable_variables + decoder.trainable_variables
+    networks = _networks(name)
+    variables = [v for layer in tf.nest.flatten(networks) for v in layer.trainable_variables]
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(variables)
-    per_call = model_class.default_steps_per_execution
+    per_call = MODELS[name][0].default_steps_per_execution
 
     @tf.function(jit_compile=jit)
     def step(x, seed):
         with tf.GradientTape() as tape:
-            loss = tf.add_n(plain_negative_elbo(encoder, decoder, x, seed))
+            loss = tf.add_n(plain_negative_elbo(networks, x, seed))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
@@ -147,9 +187,9 @@ class KerasIoStyleVAE(keras.Model):
     """(c) keras.io's VAE pattern: a `train_step` of plain ops and three
     `Mean` trackers, trained with `model.fit`."""
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, networks):
         super().__init__()
-        self.encoder, self.decoder = encoder, decoder
+        self.networks = networks
         self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", "reconstruction_loss", "kl")]
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
 
@@ -160,7 +200,7 @@ class KerasIoStyleVAE(keras.Model):
     def train_step(self, x):
         seed = tf.stack([tf.constant(0, tf.int64), self.step_count.assign_add(1)])
         with tf.GradientTape() as tape:
-            reconstruction, kl = plain_negative_elbo(self.encoder, self.decoder, x, seed)
+            reconstruction, kl = plain_negative_elbo(self.networks, x, seed)
             loss = reconstruction + kl
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -169,10 +209,10 @@ class KerasIoStyleVAE(keras.Model):
         return {t.name: t.result() for t in self.trackers}
 
 
-def keras_io_fit(model_class, ds, jit, steps, warmup):
-    model = KerasIoStyleVAE(*_networks(model_class))
+def keras_io_fit(name, ds, jit, steps, warmup):
+    model = KerasIoStyleVAE(_networks(name))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit,
-                  steps_per_execution=model_class.default_steps_per_execution)
+                  steps_per_execution=MODELS[name][0].default_steps_per_execution)
     return _time_fit(model, ds, steps, warmup)
 
 
@@ -182,7 +222,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--models", default="VAE,ConvVAE")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--jit", default="both", choices=("both", "default"),
+                        help="time jit_compile on and off, or only each model's default")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
     args = parser.parse_args()
@@ -192,14 +234,14 @@ def main():
     sides = {"a": zoo_fit, "b": hand_written, "c": keras_io_fit}
     rows = []
     for name in args.models.split(","):
-        model_class = getattr(keras_vae, name)
-        for jit in (True, False):
+        model_class = MODELS[name][0]
+        for jit in (True, False) if args.jit == "both" else (model_class.default_jit_compile,):
             per_step = {side: [] for side in sides}
             for round_ in range(args.rounds):
                 # Rotate the order so that drift on a shared machine cancels out.
                 order = list(sides)[round_ % 3:] + list(sides)[: round_ % 3]
                 for side in order:
-                    per_step[side].append(sides[side](model_class, ds, jit, args.steps, args.warmup))
+                    per_step[side].append(sides[side](name, ds, jit, args.steps, args.warmup))
             rate = {side: args.batch_size / statistics.median(t) for side, t in per_step.items()}
             default = "yes" if jit == model_class.default_jit_compile else ""
             rows.append((name, str(jit), default, f"{rate['a']:,.0f}", f"{rate['b']:,.0f}",
