@@ -14,7 +14,8 @@ class TestConvVAE(ModelTests):
 
 class TestResidualConvVAE(ModelTests):
     model_class = ConvVAE
-    init_kwargs = {"latent_dim": 4, "filters": (4, 8), "network": "residual", "activation": "elu"}
+    # One block per stage keeps the mixin fast; stages of several blocks are checked below.
+    init_kwargs = {"latent_dim": 4, "filters": (4, 8), "network": "residual", "activation": "elu", "blocks_per_stage": 1}
     bad_constructor_args = ModelTests.bad_constructor_args + [
         ({"network": "resnet"}, "network"), ({"blocks_per_stage": 0}, "blocks_per_stage"),
         ({"weight_norm": "yes"}, "weight_norm"),

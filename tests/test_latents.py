@@ -189,8 +189,8 @@ class TestIAFWithMAFPrior(ModelTests):
 
 
 class TestVampPrior(ModelTests):
-    model_class = ConvVAE
-    init_kwargs = {"latent_dim": 4, "filters": (8, 16), "prior": "vamp"}
+    model_class = VAE
+    init_kwargs = {"latent_dim": 4, "hidden_units": (32,), "prior": "vamp"}
 
 
 # ---------------------------------------------------------------- IWAE
