@@ -214,8 +214,13 @@ class BaseVAE(ObjectiveModel):
     def _latent_components(self, posterior, prior):
         """The posterior and prior layers (None, None for a model without the choice)."""
         if self.has_kl_term:
-            return (posteriors_lib.get(posterior, self.latent_dim),
-                    priors_lib.get(prior, self.latent_dim, self.data_shape))
+            prior = priors_lib.get(prior, self.latent_dim, self.data_shape)
+            if isinstance(prior, priors_lib.VampPrior) and prior.data_shape != self.data_shape:
+                raise ValueError(
+                    f"`prior` must have pseudo-inputs of the data's shape {self.data_shape}. "
+                    f"Received: prior={prior.name!r} with data_shape={prior.data_shape}"
+                )
+            return posteriors_lib.get(posterior, self.latent_dim), prior
         if (posterior, prior) != ("diagonal_gaussian", "standard_normal"):
             raise ValueError(
                 f"{type(self).__name__} has its own latent and takes no `posterior` / `prior`. "
