@@ -145,8 +145,10 @@ RECIPES = {
         "100 images; 150 to 250 s while sharing them), so 200 epochs are about 7 hours of training alone, run "
         "over several sessions with `--work-dir runs/resume/resnet_vae_mnist`, whose backups are committed so "
         "that a new machine resumes. Two blocks per stage rather than one: a paired comparison of 8-epoch runs "
-        "(k=500, first 1,000 test images; `scripts/compare_nll.py runs/cmp/b2 runs/cmp/b1 --k 500`) is in the "
-        "recipe's history below.",
+        "(k=500, first 1,000 test images) gave 95.00 vs 96.57 nats, a difference of -1.57 ± 0.09, at twice "
+        "the time per epoch (`python scripts/compare_nll.py runs/resume/resnet_vae_mnist/blocks_per_stage/b2 "
+        "runs/resume/resnet_vae_mnist/blocks_per_stage/b1 --k 500`; both runs: `--epochs 8 --eval-k 500 "
+        "--eval-examples 1000 --model-arg blocks_per_stage=N`).",
     },
     "iaf_vae_mnist": {
         "model": _mlp(keras_vae.ConvVAE, "iaf_vae_mnist", latent_dim=32, filters=(16, 32, 32), network="residual",
