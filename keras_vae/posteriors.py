@@ -80,7 +80,40 @@ def reparameterize(distribution, eps):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class Posterior(keras.layers.Layer):
+class LatentComponent(keras.layers.Layer):
+    """Base of posteriors and priors: a float32 layer over `latent_dim`
+    dimensions whose flow networks, if any, are in `self.networks`."""
+
+    #: The autoregressive networks of a flow (built with the layer).
+    networks = ()
+
+    def __init__(self, latent_dim, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
+
+    def build(self, input_shape=None):
+        for network in self.networks:
+            network.build((None, self.latent_dim))
+        self.built = True
+
+    def _flow_networks(self, num_steps, hidden_units, context_size, activation):
+        """`num_steps` autoregressive networks over z (a shift and a gate or log-scale each)."""
+        return [
+            autoregressive.MaskedAutoregressiveNetwork(
+                self.latent_dim, hidden_units, 2, context_size, activation, name=f"step_{i}")
+            for i in range(num_steps)
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)
+        config["latent_dim"] = self.latent_dim
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class Posterior(LatentComponent):
     """Base class: maps encoder outputs to q(z | x).
 
     Subclasses implement `params_size()` and `distribution(params)`;
@@ -90,14 +123,6 @@ class Posterior(keras.layers.Layer):
     (the whole posterior for `diagonal_gaussian`, the flow's base for `iaf`).
     """
 
-    def __init__(self, latent_dim, **kwargs):
-        kwargs["dtype"] = "float32"
-        super().__init__(**kwargs)
-        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
-
-    def build(self, input_shape=None):
-        self.built = True
-
     def params_size(self):
         raise NotImplementedError
 
@@ -106,12 +131,6 @@ class Posterior(keras.layers.Layer):
 
     def gaussian_part(self, params):
         return diagonal_gaussian(params[..., : 2 * self.latent_dim])
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("dtype", None)
-        config["latent_dim"] = self.latent_dim
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -161,16 +180,7 @@ class IAF(Posterior):
         self.context_size = validation.non_negative_int("context_size", context_size)
         self.activation = validation.activation("activation", activation)
         self.gate_bias = float(gate_bias)
-        self.networks = [
-            autoregressive.MaskedAutoregressiveNetwork(
-                self.latent_dim, self.hidden_units, 2, self.context_size, self.activation, name=f"step_{i}")
-            for i in range(self.num_steps)
-        ]
-
-    def build(self, input_shape=None):
-        for network in self.networks:
-            network.build((None, self.latent_dim))
-        self.built = True
+        self.networks = self._flow_networks(self.num_steps, self.hidden_units, self.context_size, self.activation)
 
     def params_size(self):
         return 2 * self.latent_dim + self.context_size

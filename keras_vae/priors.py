@@ -25,7 +25,7 @@ import tensorflow_probability as tfp
 
 from keras_vae import validation
 from keras_vae.layers import autoregressive
-from keras_vae.posteriors import diagonal_gaussian  # noqa: F401 - kept importable from here
+from keras_vae.posteriors import LatentComponent, diagonal_gaussian  # noqa: F401 - diagonal_gaussian kept importable
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -39,25 +39,11 @@ def standard_normal(latent_dim):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class Prior(keras.layers.Layer):
+class Prior(LatentComponent):
     """Base class: p(z) over `latent_dim` dimensions (`distribution(encode)`)."""
-
-    def __init__(self, latent_dim, **kwargs):
-        kwargs["dtype"] = "float32"
-        super().__init__(**kwargs)
-        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
-
-    def build(self, input_shape=None):
-        self.built = True
 
     def distribution(self, encode=None):
         raise NotImplementedError
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("dtype", None)
-        config["latent_dim"] = self.latent_dim
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -132,16 +118,7 @@ class MAFPrior(Prior):
         self.hidden_units = validation.int_tuple("hidden_units", hidden_units)
         self.activation = validation.activation("activation", activation)
         self.max_log_scale = validation.positive_float("max_log_scale", max_log_scale)
-        self.networks = [
-            autoregressive.MaskedAutoregressiveNetwork(
-                self.latent_dim, self.hidden_units, 2, 0, self.activation, name=f"step_{i}")
-            for i in range(self.num_steps)
-        ]
-
-    def build(self, input_shape=None):
-        for network in self.networks:
-            network.build((None, self.latent_dim))
-        self.built = True
+        self.networks = self._flow_networks(self.num_steps, self.hidden_units, 0, self.activation)
 
     def _step(self, network):
         def shift_and_log_scale(z):

@@ -72,6 +72,18 @@ _CONV = {
 
 
 _ADAM = {"optimizer": lambda: keras.optimizers.Adam(1e-3), "optimizer_text": "Adam 1e-3"}
+_RESNET = {"latent_dim": 32, "filters": (16, 32, 32), "network": "residual", "blocks_per_stage": 2, "activation": "elu",
+           "weight_norm": True}
+_RESNET_TEXT = ("`ConvVAE(network=\"residual\", latent_dim=32, filters=(16, 32, 32), blocks_per_stage=2, "
+                "activation=\"elu\", weight_norm=True{extra})`")
+_RESNET_TRAINING = {
+    "dataset": "mnist", "epochs": 200, "batch_size": 100,
+    "optimizer": lambda: keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.999),
+    "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the epochs, with Polyak "
+    "averaging of the weights (`use_ema=True, ema_momentum=0.999`): the saved weights and every number below "
+    "are the averaged weights",
+    "schedule": lambda epochs: decaying_learning_rate(epochs, 2e-3, 2e-5),
+}
 _MLP_512 = "MLP 784-512-256-{latent}-256-512-784 (relu), Bernoulli likelihood"
 
 RECIPES = {
@@ -125,19 +137,12 @@ RECIPES = {
         "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized Fashion-MNIST",
     },
     "resnet_vae_mnist": {
-        "model": _mlp(keras_vae.ConvVAE, "resnet_vae_mnist", latent_dim=32, filters=(16, 32, 32), network="residual",
-                      blocks_per_stage=2, activation="elu", weight_norm=True),
-        "architecture": "`ConvVAE(network=\"residual\", latent_dim=32, filters=(16, 32, 32), blocks_per_stage=2, "
-        "activation=\"elu\", weight_norm=True)`: Kingma et al. (2016)'s MNIST ResNet: three stages of a stride-2 "
-        "and a stride-1 pre-activation residual block (16, 32, 32 feature maps), weight-normalised convolutions "
-        "with data-dependent initialisation on the first training batch, one 32-d Gaussian latent, diagonal "
-        "posterior, standard normal prior, Bernoulli likelihood",
-        "dataset": "mnist", "epochs": 200, "batch_size": 100,
-        "optimizer": lambda: keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.999),
-        "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the epochs, with Polyak "
-        "averaging of the weights (`use_ema=True, ema_momentum=0.999`): the saved weights and every number "
-        "below are the averaged weights",
-        "schedule": lambda epochs: decaying_learning_rate(epochs, 2e-3, 2e-5),
+        "model": _mlp(keras_vae.ConvVAE, "resnet_vae_mnist", **_RESNET),
+        "architecture": _RESNET_TEXT.format(extra="") + ": Kingma et al. (2016)'s MNIST ResNet: three stages of a "
+        "stride-2 and a stride-1 pre-activation residual block (16, 32, 32 feature maps), weight-normalised "
+        "convolutions with data-dependent initialisation on the first training batch, one 32-d Gaussian latent, "
+        "diagonal posterior, standard normal prior, Bernoulli likelihood",
+        **_RESNET_TRAINING,
         "description": "ResNet VAE, 32 latents, diagonal posterior, Bernoulli, dynamically binarized MNIST",
         "reference": (81.08, "Kingma et al. 2016, Table 1, ResNet VAE with a diagonal posterior, k=128"),
         "target": 81.0,
@@ -151,19 +156,12 @@ RECIPES = {
         "--eval-examples 1000 --model-arg blocks_per_stage=N`).",
     },
     "iaf_vae_mnist": {
-        "model": _mlp(keras_vae.ConvVAE, "iaf_vae_mnist", latent_dim=32, filters=(16, 32, 32), network="residual",
-                      blocks_per_stage=2, activation="elu", weight_norm=True, posterior="iaf"),
-        "architecture": "`ConvVAE(network=\"residual\", latent_dim=32, filters=(16, 32, 32), blocks_per_stage=2, "
-        "activation=\"elu\", weight_norm=True, posterior=\"iaf\")`: `resnet_vae_mnist`'s networks with an inverse "
-        "autoregressive flow posterior (`keras_vae.posteriors.IAF`: 2 steps of 320-320 masked autoregressive "
-        "networks conditioned on a 64-d encoder context, Kingma et al. 2016), standard normal prior, Bernoulli "
-        "likelihood",
-        "dataset": "mnist", "epochs": 200, "batch_size": 100,
-        "optimizer": lambda: keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.999),
-        "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the epochs, with Polyak "
-        "averaging of the weights (`use_ema=True, ema_momentum=0.999`): the saved weights and every number "
-        "below are the averaged weights",
-        "schedule": lambda epochs: decaying_learning_rate(epochs, 2e-3, 2e-5),
+        "model": _mlp(keras_vae.ConvVAE, "iaf_vae_mnist", **_RESNET, posterior="iaf"),
+        "architecture": _RESNET_TEXT.format(extra=', posterior=\"iaf\"') + ": `resnet_vae_mnist`'s networks with an "
+        "inverse autoregressive flow posterior (`keras_vae.posteriors.IAF`: 2 steps of 320-320 masked "
+        "autoregressive networks conditioned on a 64-d encoder context, Kingma et al. 2016), standard normal "
+        "prior, Bernoulli likelihood",
+        **_RESNET_TRAINING,
         "description": "ResNet VAE with an IAF posterior, 32 latents, Bernoulli, dynamically binarized MNIST",
         "reference": (79.10, "Kingma et al. 2016, Table 1, ResNet VAE with IAF (8 steps, width 1920), k=128; "
                       "2 steps of width 320: 79.77"),
