@@ -64,7 +64,10 @@ def _assert_same_weights(a, b):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=TOLERANCE, atol=TOLERANCE, err_msg=x.path)
 
 
-@pytest.mark.parametrize("model,extra", [("vae", ["--optimizer", "sgd"]), ("vq_vae", ["--codebook-update", "ema"])])
+@pytest.mark.parametrize("model,extra", [
+    ("vae", ["--optimizer", "sgd", "--posterior", "iaf", "--prior", "vamp"]),  # flow posterior, encoder-run prior
+    ("vq_vae", ["--codebook-update", "ema"]),
+])
 def test_two_workers_train_as_one_process(model, extra, tmp_path, tfds_dir, manual_dirs):
     scratch = tmp_path / "tmp"  # the workers' temporary folder
     scratch.mkdir()
