@@ -89,7 +89,7 @@ def build_parser():
                        help="family of q(z|x) (vae, beta_vae, conv_vae; default diagonal_gaussian)")
     train.add_argument("--prior", choices=priors.NAMES, help="p(z) (vae, beta_vae, conv_vae; default standard_normal)")
     train.add_argument("--objective", choices=OBJECTIVES,
-                       help="what training maximises (vae, beta_vae, conv_vae; default elbo)")
+                       help="what training maximises (vae, conv_vae; default elbo)")
     train.add_argument("--kl-warmup-steps", type=NON_NEGATIVE_INT,
                        help="raise the KL's weight in the loss from 0 to 1 over N steps (vae, beta_vae, conv_vae)")
     train.add_argument("--free-bits", type=NON_NEGATIVE_FLOAT,
@@ -181,7 +181,7 @@ def _model_kwargs(args):
         "num_samples": VAES,
         "posterior": ("vae", "beta_vae", "conv_vae"),
         "prior": ("vae", "beta_vae", "conv_vae"),
-        "objective": ("vae", "beta_vae", "conv_vae"),
+        "objective": ("vae", "conv_vae"),
         "kl_warmup_steps": ("vae", "beta_vae", "conv_vae"),
         "free_bits": ("vae", "beta_vae", "conv_vae"),
         "hidden_units": ("vae", "beta_vae", "ae"),

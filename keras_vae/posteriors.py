@@ -186,20 +186,19 @@ class IAF(Posterior):
         return 2 * self.latent_dim + self.context_size
 
     def _step(self, network, context):
-        last = {}
+        outputs = autoregressive.once_per_input(network, context)
 
-        def shift_and_log_scale(z):
-            # The bijector asks twice for the same input (the map, then its
-            # log-det-Jacobian): one network pass serves both.
-            if last.get("input") is not z:
-                last.update(input=z, output=network(z, context))
-            out = last["output"]
+        def step(z):
+            # Invert(MAF) maps z with `step(z).inverse`: s * z + (1 - s) * mean,
+            # s = sigmoid(gate_logit), computed as written (no exp(-logit),
+            # which overflows for a very negative logit); its log-det is sum log s.
+            out = outputs(z)
             mean, gate_logit = out[..., 0], out[..., 1] + self.gate_bias
-            # Invert(MAF) maps z to (z - shift) * exp(-log_scale); these give
-            # s * z + (1 - s) * mean with s = sigmoid(gate_logit).
-            return -mean * tf.exp(-gate_logit), tf.nn.softplus(-gate_logit)
+            gate = tf.sigmoid(gate_logit)
+            affine = tfb.Chain([tfb.Shift((1.0 - gate) * mean), tfb.Scale(log_scale=tf.math.log_sigmoid(gate_logit))])
+            return tfb.Invert(affine)
 
-        return tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale))
+        return tfb.Invert(tfb.MaskedAutoregressiveFlow(bijector_fn=step))
 
     def distribution(self, params):
         base = self.gaussian_part(params)

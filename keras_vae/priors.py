@@ -58,7 +58,8 @@ class StandardNormal(Prior):
 class VampPrior(Prior):
     """p(z) = 1/K sum_k q(z | u_k): a uniform mixture of the posterior's
     diagonal Gaussians at K learned pseudo-inputs u_k (Tomczak & Welling
-    2018), as a `tfd.MixtureSameFamily`.
+    2018), as a `tfd.MixtureSameFamily`; with a flow posterior, of its base
+    Gaussians q(z_0 | u_k) (so not exactly the mixture of the posteriors).
 
     The pseudo-inputs start uniform in [0, 1) (the range of image data), or
     at K training images with `model.initialize_from_data(x)`. With an `iaf`
@@ -121,8 +122,10 @@ class MAFPrior(Prior):
         self.networks = self._flow_networks(self.num_steps, self.hidden_units, 0, self.activation)
 
     def _step(self, network):
+        outputs = autoregressive.once_per_input(network)
+
         def shift_and_log_scale(z):
-            out = network(z)
+            out = outputs(z)
             bound = self.max_log_scale
             return out[..., 0], bound * tf.tanh(out[..., 1] / bound)
 

@@ -108,6 +108,7 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path, capsys):
     (["train", "vae", "--epochs", "0"], "argument --epochs: must be a positive integer; received '0'"),
     (["train", "vae", "--posterior", "flow"], "argument --posterior: invalid choice: 'flow' (choose from"),
     (["train", "ae", "--prior", "vamp"], "`--prior` applies to vae, beta_vae, conv_vae. Received it for: ae"),
+    (["train", "beta_vae", "--objective", "iwae"], "`--objective` applies to vae, conv_vae. Received it for: beta_vae"),
     (["train", "vae", "--ema-momentum", "1.5"], "argument --ema-momentum: must be a number in (0, 1); received '1.5'"),
     (["train", "vae", "--objective", "iwae_dreg", "--posterior", "iaf"], "`objective='iwae_dreg'` needs a diagonal"),
     (["train", "vae", "--batch-size", "ten"], "argument --batch-size: must be a positive integer; received 'ten'"),

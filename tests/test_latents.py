@@ -261,6 +261,10 @@ def test_bad_objectives_are_named():
         VAE(latent_dim=4, objective="iwae_dreg", posterior="iaf")
     with pytest.raises(ValueError, match="IWAE bound does not have.*Received: objective='iwae'"):
         VAE(objective="iwae", free_bits=0.5)
+    from keras_vae import BetaVAE
+
+    with pytest.raises(ValueError, match="BetaVAE weights or replaces the ELBO's KL term.*Received: objective='iwae'"):
+        BetaVAE(beta=4.0, objective="iwae")
 
 
 class TestMAFPriorWithDReG(ModelTests):

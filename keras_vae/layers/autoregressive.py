@@ -19,6 +19,19 @@ from keras_vae import validation
 tfb = tfp.bijectors
 
 
+def once_per_input(network, context=None):
+    """`z -> network(z, context)`, computed once for the last input: a bijector
+    asks twice for the same input (the map, then its log-det-Jacobian)."""
+    last = {}
+
+    def call(z):
+        if last.get("input") is not z:
+            last.update(input=z, output=network(z, context) if context is not None else network(z))
+        return last["output"]
+
+    return call
+
+
 def flow(steps, event_size):
     """A `tfb.Chain` applying the bijectors `steps` in turn (forward), the
     order of the `event_size` dimensions reversed between consecutive steps,

@@ -139,6 +139,11 @@ class BaseVAE(ObjectiveModel):
                     "`kl_warmup_steps` and `free_bits` act on the ELBO's KL term, which the IWAE bound does not have. "
                     f"Received: objective={objective!r}, kl_warmup_steps={kl_warmup_steps!r}, free_bits={free_bits!r}"
                 )
+            if type(self).kl_penalty is not BaseVAE.kl_penalty or type(self).latent_terms is not BaseVAE.latent_terms:
+                raise ValueError(
+                    f"{type(self).__name__} weights or replaces the ELBO's KL term, which the IWAE bound does not "
+                    f"have; use objective='elbo'. Received: objective={objective!r}"
+                )
             self.metric_names = type(self).metric_names + ("iwae",)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
