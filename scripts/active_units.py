@@ -4,7 +4,10 @@ A unit u is active when its posterior mean varies with the image:
 Cov_x(E_q(z|x)[z_u]) > 0.01 over the test images (MNIST: all 10,000, each
 binarized once with seed 0, as in the NLL protocol of `scripts/train_zoo.py`).
 Units that every image maps to the same mean carry no information; the KL
-term pushes a VAE's unused units to the prior exactly.
+term pushes a VAE's unused units to the prior exactly. For a flow posterior
+(IAF) the per-image code is `model.latent(x)`, the flow applied to its base
+Gaussian's mean (the code `decode` takes), in place of E_q[z], which has no
+closed form there.
 
     python scripts/active_units.py vae_mnist runs/zoo/vae_mnist_b20/model.keras
 
@@ -21,8 +24,9 @@ from keras_vae.cli import _load as load  # a .keras file or a zoo name, as every
 
 
 def posterior_means(model, images, batch_size=1000):
+    """`model.latent` of each image: the posterior mean, or a flow's point latent."""
     return np.concatenate([
-        np.asarray(model.encode(images[i:i + batch_size]).mean()) for i in range(0, len(images), batch_size)
+        np.asarray(model.latent(images[i:i + batch_size])) for i in range(0, len(images), batch_size)
     ])
 
 

@@ -304,10 +304,7 @@ class BaseVAE(ObjectiveModel):
     def latent(self, x, training=False):
         """The deterministic latent of `x` (no input checks): the posterior
         mean, or for a flow posterior the flow applied to its base mean."""
-        posterior = self._posterior(x, training)
-        if posteriors_lib.is_transformed(posterior):
-            return posterior.bijector.forward(posterior.distribution.mean())
-        return posterior.mean()
+        return _point_latent(self._posterior(x, training))
 
     def call(self, x, training=False):
         """Deterministic reconstruction: the likelihood mean at `latent(x)`."""
@@ -488,11 +485,7 @@ class BaseVAE(ObjectiveModel):
         """
         posterior, prior = self._posterior(x, training), self.prior
         z, log_q = self._draw(posterior, self.num_samples, training)
-        try:
-            kl = tfd.kl_divergence(posterior, prior)
-        except NotImplementedError:  # no analytic formula: Monte Carlo estimate from the same draws
-            kl = tf.reduce_mean(log_q - prior.log_prob(z), axis=0)
-        kl = tf.reduce_mean(kl)
+        kl = _batch_kl(posterior, prior, log_q, lambda: prior.log_prob(z))
         penalized = self._floored_kl(posterior, prior, kl) if self.free_bits else kl
         return z, {"kl": kl, "penalty": self.kl_weight() * self.kl_penalty(penalized)}
 
@@ -567,10 +560,7 @@ class BaseVAE(ObjectiveModel):
         log_lik = self._likelihood(z, training).log_prob(tf.cast(x, tf.float32))
         log_p = prior.log_prob(z)
         bound = tf.reduce_logsumexp(log_lik + log_p - log_q, axis=0) - tf.math.log(float(self.num_samples))
-        try:
-            kl = tf.reduce_mean(tfd.kl_divergence(posterior, prior))
-        except NotImplementedError:
-            kl = tf.reduce_mean(log_q - log_p)
+        kl = _batch_kl(posterior, prior, log_q, lambda: log_p)
         reconstruction = -tf.reduce_mean(log_lik)
         terms = {"loss": -tf.reduce_mean(bound), "iwae": tf.reduce_mean(bound), "kl": kl,
                  "reconstruction_loss": reconstruction, "elbo": -(reconstruction + kl)}
@@ -712,7 +702,7 @@ class BaseVAE(ObjectiveModel):
         if not posteriors_lib.is_transformed(posterior):
             return {"mean": posterior.mean(), "stddev": posterior.stddev()}
         base = posterior.distribution
-        return {"mean": base.mean(), "stddev": base.stddev(), "latent": posterior.bijector.forward(base.mean())}
+        return {"mean": base.mean(), "stddev": base.stddev(), "latent": _point_latent(posterior)}
 
     def _serve_decode_signature(self):
         z = tf.TensorSpec([None, *self.latent_shape], tf.float32, name="z")
@@ -772,6 +762,23 @@ class BaseVAE(ObjectiveModel):
 
 #: Training objectives of `BaseVAE(objective=...)`.
 OBJECTIVES = ("elbo", "iwae", "iwae_dreg")
+
+
+def _point_latent(posterior):
+    """The posterior mean, or for a flow posterior the flow at its base mean."""
+    if posteriors_lib.is_transformed(posterior):
+        return posterior.bijector.forward(posterior.distribution.mean())
+    return posterior.mean()
+
+
+def _batch_kl(posterior, prior, log_q, log_p):
+    """Batch-mean KL(q || p): analytic where TFP registers a formula, else the
+    Monte Carlo mean of `log_q - log_p()` over the draws `log_q` was taken at."""
+    try:
+        kl = tfd.kl_divergence(posterior, prior)
+    except NotImplementedError:
+        kl = log_q - log_p()
+    return tf.reduce_mean(kl)
 
 
 def _stateless_seed(seed):
