@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from keras_vae import posteriors, priors, validation
+from keras_vae import likelihoods, posteriors, priors, validation
 from keras_vae.models.base import OBJECTIVES
 
 MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
@@ -61,8 +61,29 @@ def _int_list(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _size(text):
+    """`64` or `64x48` (height x width)."""
+    try:
+        parts = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        parts = ()
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or HEIGHTxWIDTH; received {text!r}")
+    return parts[0] if len(parts) == 1 else parts
+
+
 def _data_args(parser):
-    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--dataset", help="any TFDS image dataset, e.g. mnist, fashion_mnist, cifar10, celeb_a "
+                        "(default mnist)")
+    source.add_argument("--images", metavar="DIR", help="a folder of PNG/JPEG/BMP/GIF files (sub-folders too); "
+                        "train on all but a held-out --validation-split, evaluate on that")
+    source.add_argument("--arrays", metavar="FILE", help="a .npy / .npz file of uint8 or [0, 1] images (x_train / "
+                        "x_test in a .npz are its splits; else a held-out --validation-split)")
+    parser.add_argument("--image-size", type=_size, help="resize images to N (square) or HxW, e.g. 64")
+    parser.add_argument("--crop", type=_size, help="centre-crop images to N or HxW before resizing, e.g. 148")
+    parser.add_argument("--validation-split", type=float, default=0.1,
+                        help="held-out share of --images / --arrays without their own test split (default 0.1)")
     parser.add_argument("--binarize", default="auto", choices=("auto", "dynamic", "static", "none"),
                         help="'auto': dynamic for the bernoulli likelihood, none otherwise")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=128, help="global batch size")
@@ -81,7 +102,10 @@ def build_parser():
     train.add_argument("--epochs", type=POSITIVE_INT, default=5)
     train.add_argument("--train-examples", type=POSITIVE_INT, help="use only the first N training images (quick trials)")
     train.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of z (default 16; vq_vae: --code-dim)")
-    train.add_argument("--likelihood", help="observation model (default: bernoulli; vq_vae: gaussian)")
+    train.add_argument("--likelihood", choices=likelihoods.NAMES,
+                       help="observation model (default: bernoulli on binarized mnist / fashion_mnist; "
+                       "discretized_logistic on the 8-bit pixels of any other images; vq_vae: gaussian); it "
+                       "chooses the pixel values the data pipeline gives")
     train.add_argument("--likelihood-scale", type=POSITIVE_FLOAT, help="sigma of the 'gaussian' likelihood (default 0.1)")
     train.add_argument("--num-samples", type=POSITIVE_INT,
                        help="posterior samples per example (default 1); the k of --objective iwae")
@@ -96,7 +120,9 @@ def build_parser():
                        help="floor in nats per latent dimension on the batch-mean KL in the loss (vae, beta_vae, "
                        "conv_vae)")
     train.add_argument("--hidden-units", type=_int_list, help="MLP widths, e.g. 512,256 (vae, beta_vae, ae)")
-    train.add_argument("--filters", type=_int_list, help="conv channels, e.g. 32,64 (conv_vae, vq_vae)")
+    train.add_argument("--filters", type=_int_list,
+                       help="conv channels per down-sampling stage, e.g. 32,64 (conv_vae: default from the image "
+                       "size, 28 -> 32,64, 32 -> 32,64,128, 64 -> 32,64,128,256; vq_vae: 32,64)")
     train.add_argument("--activation", help="hidden activation, e.g. relu or tanh")
     train.add_argument("--network", choices=("conv", "residual"), help="conv_vae's networks (default conv)")
     train.add_argument("--blocks-per-stage", type=POSITIVE_INT, help="residual blocks per stage (conv_vae, default 2)")
@@ -230,20 +256,44 @@ def _binarize(choice, likelihood_name):
     return None if choice == "none" else choice
 
 
-def _dataset(args, split, likelihood_name, training, num_examples=None):
+def _source_name(args):
+    """What the data is called in output paths and messages."""
+    if args.images or args.arrays:
+        return os.path.splitext(os.path.basename(os.path.normpath(args.images or args.arrays)))[0]
+    return args.dataset or "mnist"
+
+
+def _default_likelihood(args, model):
+    if model == "vq_vae":
+        return "gaussian"
+    grey_digits = not (args.images or args.arrays) and (args.dataset or "mnist") in ("mnist", "fashion_mnist")
+    return "bernoulli" if grey_digits else "discretized_logistic"
+
+
+def _dataset(args, split, likelihood, training, num_examples=None):
+    """The pipeline of `args`' data source, in the pixel values `likelihood`
+    (a layer or a name) models."""
     from keras_vae import data
 
-    return data.load_dataset(
-        args.dataset,
-        split=split,
-        batch_size=args.batch_size,
-        binarize=_binarize(args.binarize, likelihood_name),
-        shuffle=training,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        manual_dir=args.manual_dir,
-        num_examples=num_examples,
-    )
+    values = likelihoods.make(likelihood, (1, 1, 1)).values if isinstance(likelihood, str) else likelihood.values
+    name = likelihood if isinstance(likelihood, str) else likelihood.name
+    if values == "binary":
+        binarize, values = _binarize(args.binarize, "bernoulli"), "unit"
+    elif values == "unit":
+        binarize = _binarize(args.binarize, name)
+    else:
+        if args.binarize not in ("auto", "none"):
+            raise ValueError(f"`--binarize` applies to grey values; the {name} likelihood models {values} pixels. "
+                             f"Received: --binarize {args.binarize}")
+        binarize = None
+    common = dict(batch_size=args.batch_size, binarize=binarize, shuffle=training, seed=args.seed,
+                  num_examples=num_examples, values=values, image_size=args.image_size, crop=args.crop)
+    if args.images:
+        return data.from_directory(args.images, split=split, validation_split=args.validation_split, **common)
+    if args.arrays:
+        return data.from_arrays(args.arrays, split=split, validation_split=args.validation_split, **common)
+    return data.load_dataset(args.dataset or "mnist", split=split, data_dir=args.data_dir,
+                             manual_dir=args.manual_dir, **common)
 
 
 def _write_json(obj, path):
@@ -267,8 +317,12 @@ def train(args):
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
                "ae": keras_vae.AE, "vq_vae": keras_vae.VQVAE}
     kwargs = _model_kwargs(args)
-    out = args.output_dir or os.path.join("runs", f"{args.model}_{args.dataset}")
+    kwargs.setdefault("likelihood", _default_likelihood(args, args.model))
+    out = args.output_dir or os.path.join("runs", f"{args.model}_{_source_name(args)}")
     keras.utils.set_random_seed(args.seed)
+    train_ds = _dataset(args, "train", kwargs["likelihood"], training=True, num_examples=args.train_examples)
+    test_ds = _dataset(args, "test", kwargs["likelihood"], training=False)
+    kwargs["data_shape"] = tuple(train_ds.element_spec.shape[1:])
     strategy = distribute.strategy(args.strategy)
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
@@ -276,10 +330,8 @@ def train(args):
         averaging = {} if args.ema_momentum is None else {"use_ema": True, "ema_momentum": args.ema_momentum}
         optimizer = getattr(keras.optimizers, OPTIMIZERS[args.optimizer])(args.learning_rate, **averaging)
         model.compile(optimizer=optimizer, jit_compile=jit)
-    train_ds = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.train_examples)
-    test_ds = _dataset(args, "test", model.likelihood_name, training=False)
     if getattr(model, "initializes_from_data", False):  # from training images (a restored backup overrides it)
-        first = _dataset(args, "train", model.likelihood_name, training=True, num_examples=args.batch_size)
+        first = _dataset(args, "train", model.likelihood, training=True, num_examples=args.batch_size)
         model.initialize_from_data(next(iter(first)), seed=args.seed)
     backup = _backup(args)
     start = time.perf_counter()
@@ -304,7 +356,7 @@ def train(args):
     resumed = f" (resumed from a backup: the last {len(history.epoch)} run now)" if len(history.epoch) < args.epochs else ""
     parts = ", ".join(f"{k[4:]} {final[k]:.2f}" for k in final if k.startswith("val_") and k != "val_loss")
     print(
-        f"{args.model} on {args.dataset}: {args.epochs} epochs{resumed} in {seconds:.1f} s, "
+        f"{args.model} on {_source_name(args)}: {args.epochs} epochs{resumed} in {seconds:.1f} s, "
         f"{model.optimizer.iterations.numpy()} steps; test loss {final.get('val_loss', np.nan):.2f} ({parts}); "
         f"weights sha256 {fingerprint}; wrote {out}/{{model.keras,history.json,{','.join(p + '.png' for p in plots)}}}"
     )
@@ -335,8 +387,8 @@ def train_prior(args):
             f"Received: a {type(model).__name__} from {args.model_path}"
         )
     keras.utils.set_random_seed(args.seed)
-    train_ds = _dataset(args, "train", model.likelihood_name, training=False, num_examples=args.train_examples)
-    test_ds = _dataset(args, "test", model.likelihood_name, training=False)
+    train_ds = _dataset(args, "train", model.likelihood, training=False, num_examples=args.train_examples)
+    test_ds = _dataset(args, "test", model.likelihood, training=False)
     with strategy.scope():
         model.pixelcnn.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     backup = _backup(args)
@@ -413,14 +465,14 @@ def evaluate(args):
 
     model = _load(args.model_path)
     keras.utils.set_random_seed(args.seed)
-    ds = _dataset(args, args.split, model.likelihood_name, training=False)
+    ds = _dataset(args, args.split, model.likelihood, training=False)
     if not model.compiled:
         model.compile()
     kwargs = {}
     if args.iw_samples is not None:
         kwargs["iw_samples"] = args.iw_samples
     logs = model.evaluate(ds, return_dict=True, verbose=0, **kwargs)
-    print(json.dumps({"model": args.model_path, "dataset": args.dataset, "split": args.split,
+    print(json.dumps({"model": args.model_path, "dataset": _source_name(args), "split": args.split,
                       **{k: round(float(v), 4) for k, v in logs.items()}}))
     return 0
 

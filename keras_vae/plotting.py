@@ -56,7 +56,7 @@ def plot_samples(model, path, num_samples=64, seed=0, **sample_kwargs):
     """Decoded prior samples (likelihood means) as a grid; `sample_kwargs`
     go to `model.sample` (e.g. `temperature` for `VQVAE`)."""
     num_samples = validation.positive_int("num_samples", num_samples)
-    images = np.asarray(model.sample(num_samples, seed=seed, **sample_kwargs))
+    images = _grey(model, model.sample(num_samples, seed=seed, **sample_kwargs))
     return save_grid(images, path, title=f"{model.name}: {num_samples} samples from the prior")
 
 
@@ -64,7 +64,8 @@ def plot_reconstructions(model, x, path, num_images=16):
     """Rows of originals, each followed by a row of their deterministic reconstructions."""
     num_images = validation.positive_int("num_images", num_images)
     x = np.asarray(x)[:num_images]
-    recon = np.asarray(model.reconstruct(x))
+    recon = _grey(model, model.reconstruct(x))
+    x = _grey(model, x)
     columns = min(len(x), 8)
     rows = []
     for start in range(0, len(x), columns):
@@ -84,8 +85,13 @@ def plot_interpolations(model, x, path, steps=10):
     weights = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
     weights = weights.reshape(weights.shape + (1,) * (z.ndim - 2))
     path_z = start[:, None] * (1 - weights) + end[:, None] * weights  # [pairs, steps, *latent]
-    images = np.asarray(model.decode(path_z.reshape(-1, *z.shape[1:])).mean())
+    images = _grey(model, model.decode(path_z.reshape(-1, *z.shape[1:])).mean())
     return save_grid(images, path, columns=steps, title=f"{model.name}: latent interpolations")
+
+
+def _grey(model, images):
+    """Pixel values of `model`'s convention as grey levels in [0, 1] (8-bit values / 255)."""
+    return np.asarray(images, "float32") / model.likelihood.value_scale
 
 
 def _pad(images, columns):

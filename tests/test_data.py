@@ -140,7 +140,7 @@ def test_global_batch_under_distribution_strategy(data_dir, two_replicas):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"name": "cifar10"}, r"`name` must be one of .*Received: name='cifar10'"),
+        ({"name": "no_such_dataset"}, r"`name` must be a TFDS dataset name .*Received: name='no_such_dataset'"),
         ({"binarize": "foo"},
          r"`binarize` must be one of \(None, 'dynamic', 'static'\)\. "
          r"Received: binarize='foo'"),

@@ -10,13 +10,39 @@ probabilities.
 import math
 
 import keras
+import numpy as np
 
 from keras_vae.layers.weight_norm import WeightNormConv2D
 
 
-def mlp_encoder(data_shape, hidden_units, activation, output_units, dtype=None, name="encoder"):
-    """Flatten -> Dense(hidden_units[i], activation) ... -> Dense(output_units)."""
-    layers = [keras.Input(shape=data_shape), keras.layers.Flatten(dtype=dtype)]
+def stages_for(data_shape):
+    """Down-sampling stages for an `H x W` image: halve the smaller side
+    while it stays at least 4 pixels (28 -> 2, 32 -> 3, 64 -> 4, 128 -> 5)."""
+    return max(1, int(math.floor(math.log2(min(data_shape[0], data_shape[1]) / 4))))
+
+
+def stage_filters(data_shape, filters=None):
+    """Channels per stage: `filters` as given (a tuple, one per stage), or
+    from the image size (`stages_for`) with `filters` (an int, default 32)
+    channels in the first stage, doubling per stage up to 256."""
+    if filters is not None and not isinstance(filters, (int, np.integer)):
+        return filters
+    base = 32 if filters is None else int(filters)
+    return tuple(min(base * 2**i, max(256, base)) for i in range(stages_for(data_shape)))
+
+
+def _inputs(data_shape, input_scale, dtype):
+    """`Input`, then `Rescaling(input_scale)` unless the scale is 1 (8-bit
+    pixels reach the network as grey levels in [0, 1])."""
+    layers = [keras.Input(shape=data_shape)]
+    if input_scale != 1.0:
+        layers.append(keras.layers.Rescaling(input_scale, dtype=dtype, name="to_unit"))
+    return layers
+
+
+def mlp_encoder(data_shape, hidden_units, activation, output_units, dtype=None, name="encoder", input_scale=1.0):
+    """[Rescaling] -> Flatten -> Dense(hidden_units[i], activation) ... -> Dense(output_units)."""
+    layers = [*_inputs(data_shape, input_scale, dtype), keras.layers.Flatten(dtype=dtype)]
     layers += [keras.layers.Dense(u, activation=activation, dtype=dtype) for u in hidden_units]
     layers.append(keras.layers.Dense(output_units, dtype=dtype, name="params"))
     return keras.Sequential(layers, name=name)
@@ -73,10 +99,10 @@ def _smallest_map(data_shape, num_downsamplings):
 
 
 def conv_encoder(
-    data_shape, filters, kernel_size, activation, output_units, dtype=None, name="encoder"
+    data_shape, filters, kernel_size, activation, output_units, dtype=None, name="encoder", input_scale=1.0
 ):
-    """Conv2D(filters[i], stride 2, same padding) ... -> Flatten -> Dense(output_units)."""
-    layers = [keras.Input(shape=data_shape), *_downsampling(filters, kernel_size, activation, dtype)]
+    """[Rescaling] -> Conv2D(filters[i], stride 2, same padding) ... -> Flatten -> Dense(output_units)."""
+    layers = [*_inputs(data_shape, input_scale, dtype), *_downsampling(filters, kernel_size, activation, dtype)]
     layers += [keras.layers.Flatten(dtype=dtype), keras.layers.Dense(output_units, dtype=dtype, name="params")]
     return keras.Sequential(layers, name=name)
 
@@ -96,10 +122,11 @@ def conv_decoder(
     return keras.Sequential(layers, name=name)
 
 
-def conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=None, name="encoder"):
-    """Conv2D(filters[i], stride 2) ... -> Conv2D(code_dim, 1): a map of
+def conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=None, name="encoder",
+                     input_scale=1.0):
+    """[Rescaling] -> Conv2D(filters[i], stride 2) ... -> Conv2D(code_dim, 1): a map of
     `code_dim`-vectors, `[H / 2**L, W / 2**L, code_dim]` (rounded up)."""
-    layers = [keras.Input(shape=data_shape), *_downsampling(filters, kernel_size, activation, dtype)]
+    layers = [*_inputs(data_shape, input_scale, dtype), *_downsampling(filters, kernel_size, activation, dtype)]
     layers.append(keras.layers.Conv2D(code_dim, 1, dtype=dtype, name="codes"))
     return keras.Sequential(layers, name=name)
 
@@ -147,11 +174,12 @@ def _residual_stages(x, filters, blocks_per_stage, transpose, kernel_size, activ
 
 
 def residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation, output_units,
-                     weight_norm=True, dtype=None, name="encoder"):
-    """Conv(filters[0]) -> residual stages (each halving the map) -> act ->
+                     weight_norm=True, dtype=None, name="encoder", input_scale=1.0):
+    """[Rescaling] -> Conv(filters[0]) -> residual stages (each halving the map) -> act ->
     Flatten -> Dense(output_units)."""
-    inputs = keras.Input(shape=data_shape)
-    x = _conv(filters[0], kernel_size, 1, False, weight_norm, dtype, "stem")(inputs)
+    inputs, *scaling = _inputs(data_shape, input_scale, dtype)
+    x = scaling[0](inputs) if scaling else inputs
+    x = _conv(filters[0], kernel_size, 1, False, weight_norm, dtype, "stem")(x)
     x = _residual_stages(x, filters, blocks_per_stage, False, kernel_size, activation, weight_norm, dtype, "down")
     x = keras.layers.Activation(activation, dtype=dtype)(x)
     x = keras.layers.Flatten(dtype=dtype)(x)

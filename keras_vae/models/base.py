@@ -24,7 +24,7 @@ would see on one device.
 
 Subclasses provide the networks (`encoder` maps `[B, *data_shape]` to
 posterior parameters, `decoder` maps `[B, latent_dim]` to likelihood
-parameters of shape `[B, *data_shape]`) and may override `make_posterior`,
+parameters of shape `[B, *likelihood.params_shape]`) and may override `make_posterior`,
 `kl_penalty` or `latent_terms`; none of them copies `train_step`.
 """
 
@@ -53,11 +53,12 @@ class BaseVAE(ObjectiveModel):
             Gaussian posterior: means, then pre-softplus scales; see
             `keras_vae.posteriors` for the others).
         decoder: a Keras model mapping `[B, latent_dim]` to the likelihood's
-            parameters, `[B, *data_shape]`.
+            parameters, `[B, *likelihood.params_shape]` (`[B, *data_shape]`
+            for one parameter per element; `keras_vae.likelihoods.params_shape`).
         data_shape: shape of one example, e.g. `(28, 28, 1)`.
         latent_dim: dimension of z.
-        likelihood: name of the observation model, one of
-            `keras_vae.likelihoods.NAMES`.
+        likelihood: the observation model, a name in
+            `keras_vae.likelihoods.NAMES` or a `keras_vae.likelihoods.Likelihood`.
         likelihood_scale: fixed standard deviation of the `"gaussian"`
             likelihood (ignored by the others).
         posterior: the family of q(z|x), a name in
@@ -150,9 +151,11 @@ class BaseVAE(ObjectiveModel):
         self.seed = validation.seed("seed", seed)
         if likelihood == "gaussian":
             likelihood_scale = validation.positive_float("likelihood_scale", likelihood_scale)
-        self.likelihood_name = likelihood
-        self.likelihood_scale = likelihood_scale
         self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
+        # A name is kept as given (and saved as such); a layer is saved whole.
+        self._likelihood_spec = likelihood if isinstance(likelihood, str) else None
+        self.likelihood_name = likelihood if isinstance(likelihood, str) else type(self.likelihood).__name__
+        self.likelihood_scale = likelihood_scale
         self.posterior_layer, self.prior_layer = self._latent_components(posterior, prior)
         if self.objective == "iwae_dreg" and not (
             isinstance(self.posterior_layer, posteriors_lib.DiagonalGaussian)
@@ -165,7 +168,7 @@ class BaseVAE(ObjectiveModel):
                 f"prior={type(self.prior_layer).__name__}"
             )
         self.encoder = self._check_network("encoder", encoder, self.data_shape, self._encoder_output_shape(encoder))
-        self.decoder = self._check_network("decoder", decoder, self.latent_shape, self.data_shape)
+        self.decoder = self._check_network("decoder", decoder, self.latent_shape, self.likelihood.params_shape)
         # Noise keys: (seed, step) for training steps, (seed, -1 - i) for the
         # i-th batch of an `evaluate` call, so evaluation is repeatable and
         # does not shift the training noise.
@@ -295,7 +298,7 @@ class BaseVAE(ObjectiveModel):
         lead = tf.shape(z)[: tf.rank(z) - len(self.latent_shape)]
         flat = tf.reshape(z, [-1, *self.latent_shape])
         params = tf.cast(self.decoder(flat, training=training), tf.float32)
-        params = tf.reshape(params, tf.concat([lead, self.data_shape], 0))
+        params = tf.reshape(params, tf.concat([lead, self.likelihood.params_shape], 0))
         return self.likelihood.distribution(params)
 
     # ------------------------------------------------------------------ #
@@ -729,7 +732,7 @@ class BaseVAE(ObjectiveModel):
         config.update(
             data_shape=self.data_shape,
             latent_dim=self.latent_dim,
-            likelihood=self.likelihood_name,
+            likelihood=self._likelihood_spec or keras.saving.serialize_keras_object(self.likelihood),
             likelihood_scale=self.likelihood_scale,
             num_samples=self.num_samples,
             seed=self.seed,
@@ -754,7 +757,7 @@ class BaseVAE(ObjectiveModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "decoder", "posterior", "prior"):
+        for key in ("encoder", "decoder", "likelihood", "posterior", "prior"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
@@ -764,6 +767,15 @@ class BaseVAE(ObjectiveModel):
 OBJECTIVES = ("elbo", "iwae", "iwae_dreg")
 
 
+def likelihood_plan(data_shape, kwargs):
+    """`(params_shape, input_scale)` for the likelihood in a model's keyword
+    arguments (`likelihood`, `likelihood_scale`, with `BaseVAE`'s defaults):
+    the decoder's output shape for one example, and the factor the encoder's
+    first layer scales pixels by so that the network sees grey levels in
+    [0, 1] (`1 / value_scale`: 1 for grey or binary values, 1/255 for 8-bit
+    ones). For subclasses that build their networks before `BaseVAE.__init__`."""
+    layer = likelihoods_lib.make(kwargs.get("likelihood", "bernoulli"), data_shape, kwargs.get("likelihood_scale", 0.1))
+    return layer.params_shape, 1.0 / layer.value_scale
 def _point_latent(posterior):
     """The posterior mean, or for a flow posterior the flow at its base mean."""
     if posteriors_lib.is_transformed(posterior):

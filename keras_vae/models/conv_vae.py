@@ -4,7 +4,7 @@ import keras
 
 from keras_vae import validation
 from keras_vae.layers import networks
-from keras_vae.models.base import BaseVAE
+from keras_vae.models.base import BaseVAE, likelihood_plan
 
 #: The network families `ConvVAE(network=...)` builds.
 NETWORKS = ("conv", "residual")
@@ -30,7 +30,13 @@ class ConvVAE(BaseVAE):
     Args:
         data_shape: `(H, W, C)`.
         latent_dim: dimension of z.
-        filters: channels of the encoder's stages (reversed in the decoder).
+        filters: channels of the encoder's stages (reversed in the decoder),
+            one per down-sampling stage; or `None` (default) or an int `f`:
+            as many stages as the image size takes (`networks.stages_for`:
+            28 -> 2, 32 -> 3, 64 -> 4, halving while the smaller side stays
+            >= 4 pixels) with `f` (default 32) channels in the first,
+            doubling per stage up to 256 (28x28: `(32, 64)`; 64x64:
+            `(32, 64, 128, 256)`).
         kernel_size: convolution kernel size.
         activation: activation of the hidden layers.
         network: "conv" or "residual".
@@ -50,7 +56,7 @@ class ConvVAE(BaseVAE):
         self,
         data_shape=(28, 28, 1),
         latent_dim=16,
-        filters=(32, 64),
+        filters=None,
         kernel_size=3,
         activation="relu",
         network="conv",
@@ -58,6 +64,9 @@ class ConvVAE(BaseVAE):
         weight_norm=True,
         **kwargs,
     ):
+        if filters is None or (isinstance(filters, int) and not isinstance(filters, bool) and filters > 0):
+            shape = validation.int_tuple("data_shape", data_shape)
+            filters = networks.stage_filters(shape, filters) if len(shape) == 3 else (32,)  # conv_args refuses it
         data_shape, filters, kernel_size, activation = validation.conv_args(
             "ConvVAE", data_shape, filters, kernel_size, activation
         )
@@ -68,15 +77,17 @@ class ConvVAE(BaseVAE):
             raise ValueError(f"`weight_norm` must be True or False. Received: weight_norm={weight_norm!r}")
         dtype = kwargs.get("dtype")
         kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
+        params_shape, input_scale = likelihood_plan(data_shape, kwargs)
         if network == "conv":
-            encoder = networks.conv_encoder(data_shape, filters, kernel_size, activation, outputs, dtype=dtype)
-            decoder = networks.conv_decoder(latent_dim, filters[::-1], kernel_size, activation, data_shape,
+            encoder = networks.conv_encoder(data_shape, filters, kernel_size, activation, outputs, dtype=dtype,
+                                            input_scale=input_scale)
+            decoder = networks.conv_decoder(latent_dim, filters[::-1], kernel_size, activation, params_shape,
                                             dtype=dtype)
         else:
             encoder = networks.residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation,
-                                                outputs, weight_norm=weight_norm, dtype=dtype)
+                                                outputs, weight_norm=weight_norm, dtype=dtype, input_scale=input_scale)
             decoder = networks.residual_decoder(latent_dim, filters[::-1], blocks_per_stage, kernel_size,
-                                                activation, data_shape, weight_norm=weight_norm, dtype=dtype)
+                                                activation, params_shape, weight_norm=weight_norm, dtype=dtype)
         super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
         self.filters = filters
         self.kernel_size = kernel_size

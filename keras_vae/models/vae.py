@@ -4,7 +4,7 @@ import keras
 
 from keras_vae import validation
 from keras_vae.layers import networks
-from keras_vae.models.base import BaseVAE
+from keras_vae.models.base import BaseVAE, likelihood_plan
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -43,8 +43,10 @@ class VAE(BaseVAE):
         activation = validation.activation("activation", activation)
         dtype = kwargs.get("dtype")
         kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
-        encoder = networks.mlp_encoder(data_shape, hidden_units, activation, outputs, dtype=dtype)
-        decoder = networks.mlp_decoder(latent_dim, hidden_units[::-1], activation, data_shape, dtype=dtype)
+        params_shape, input_scale = likelihood_plan(data_shape, kwargs)
+        encoder = networks.mlp_encoder(data_shape, hidden_units, activation, outputs, dtype=dtype,
+                                       input_scale=input_scale)
+        decoder = networks.mlp_decoder(latent_dim, hidden_units[::-1], activation, params_shape, dtype=dtype)
         super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
         self.hidden_units = hidden_units
         self.activation = activation

@@ -8,7 +8,7 @@ import tensorflow_probability as tfp
 from keras_vae import distribute, validation
 from keras_vae.layers import networks
 from keras_vae.layers.vector_quantizer import CodebookUsage, VectorQuantizer
-from keras_vae.models.base import BaseVAE
+from keras_vae.models.base import BaseVAE, likelihood_plan
 from keras_vae.models.pixelcnn import PixelCNN, check_args as check_prior_args
 
 tfd = tfp.distributions
@@ -86,9 +86,11 @@ class VQVAE(BaseVAE):
         )
         code_dim = validation.positive_int("code_dim", code_dim)
         dtype = kwargs.get("dtype")
-        encoder = networks.conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=dtype)
+        params_shape, input_scale = likelihood_plan(data_shape, {**kwargs, "likelihood": likelihood})
+        encoder = networks.conv_map_encoder(data_shape, filters, kernel_size, activation, code_dim, dtype=dtype,
+                                            input_scale=input_scale)
         decoder = networks.conv_map_decoder(
-            encoder.output_shape[1:], filters[::-1], kernel_size, activation, data_shape, dtype=dtype
+            encoder.output_shape[1:], filters[::-1], kernel_size, activation, params_shape, dtype=dtype
         )
         if kwargs.get("seed") is None:
             kwargs["seed"] = int(np.random.randint(0, 2**31 - 1))
