@@ -244,16 +244,22 @@ def _model_kwargs(args):
     return kwargs
 
 
-def _binarize(choice, likelihood_name):
-    if choice == "auto":
-        return "dynamic" if likelihood_name == "bernoulli" else None
-    if choice == "none" and likelihood_name == "bernoulli":
-        raise ValueError(
-            "`--binarize` must be dynamic or static for the bernoulli likelihood (grey "
-            "values are outside its support {0, 1}; use --likelihood continuous_bernoulli "
-            "for them). Received: --binarize none"
-        )
-    return None if choice == "none" else choice
+def _binarize(choice, values):
+    """`binarize=` for a pipeline whose likelihood models `values` pixels."""
+    if values == "binary":
+        if choice == "none":
+            raise ValueError(
+                "`--binarize` must be dynamic or static for the bernoulli likelihood (grey "
+                "values are outside its support {0, 1}; use --likelihood continuous_bernoulli "
+                "for them). Received: --binarize none"
+            )
+        return "dynamic" if choice == "auto" else choice
+    if choice in ("auto", "none"):
+        return None
+    if values != "unit":
+        raise ValueError(f"`--binarize` applies to grey values; this likelihood models {values} pixels. "
+                         f"Received: --binarize {choice}")
+    return choice
 
 
 def _source_name(args):
@@ -275,19 +281,10 @@ def _dataset(args, split, likelihood, training, num_examples=None):
     (a layer or a name) models."""
     from keras_vae import data
 
-    values = likelihoods.make(likelihood, (1, 1, 1)).values if isinstance(likelihood, str) else likelihood.values
-    name = likelihood if isinstance(likelihood, str) else likelihood.name
-    if values == "binary":
-        binarize, values = _binarize(args.binarize, "bernoulli"), "unit"
-    elif values == "unit":
-        binarize = _binarize(args.binarize, name)
-    else:
-        if args.binarize not in ("auto", "none"):
-            raise ValueError(f"`--binarize` applies to grey values; the {name} likelihood models {values} pixels. "
-                             f"Received: --binarize {args.binarize}")
-        binarize = None
-    common = dict(batch_size=args.batch_size, binarize=binarize, shuffle=training, seed=args.seed,
-                  num_examples=num_examples, values=values, image_size=args.image_size, crop=args.crop)
+    values = (likelihoods.make(likelihood, (1, 1, 1)) if isinstance(likelihood, str) else likelihood).values
+    common = dict(batch_size=args.batch_size, binarize=_binarize(args.binarize, values), shuffle=training,
+                  seed=args.seed, num_examples=num_examples, values="unit" if values == "binary" else values,
+                  image_size=args.image_size, crop=args.crop)
     if args.images:
         return data.from_directory(args.images, split=split, validation_split=args.validation_split, **common)
     if args.arrays:

@@ -255,9 +255,10 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
     if shuffle is None:
         shuffle = split.startswith("train")
     _check_worker_seed(seed, shuffle, binarize, values)
-    image_key, label_key = _feature_keys(_builder(name, data_dir or os.environ.get("TFDS_DATA_DIR")), name,
-                                         with_labels)  # before any download
-    builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
+    builder = _builder(name, data_dir or os.environ.get("TFDS_DATA_DIR") or None)
+    image_key, label_key = _feature_keys(builder, name, with_labels)  # before any download
+    if not builder.is_prepared():
+        builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
     # No TFDS auto-cache: the pipeline caches the decoded images below, and
     # `num_examples` would read TFDS's cache only partly (a TensorFlow warning).
     ds = builder.as_dataset(split=split, shuffle_files=False, read_config=tfds.ReadConfig(try_autocache=False))
@@ -381,8 +382,8 @@ def from_arrays(images, labels=None, split=None, validation_split=0.1, batch_siz
                          "Received: no labels")
     if split is not None and not presplit:
         validation_split = _validation_split(validation_split, split)
-        order = np.random.default_rng(0).random(len(images)) < validation_split
-        keep = order == (split == "test")
+        held_out = np.random.default_rng(0).random(len(images)) < validation_split
+        keep = held_out == (split == "test")
         if not keep.any():
             raise ValueError(f"`validation_split` leaves the {split!r} split empty. "
                              f"Received: validation_split={validation_split!r}")

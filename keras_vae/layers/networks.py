@@ -24,8 +24,11 @@ def stages_for(data_shape):
 def stage_filters(data_shape, filters=None):
     """Channels per stage: `filters` as given (a tuple, one per stage), or
     from the image size (`stages_for`) with `filters` (an int, default 32)
-    channels in the first stage, doubling per stage up to 256."""
-    if filters is not None and not isinstance(filters, (int, np.integer)):
+    channels in the first stage, doubling per stage up to 256. Anything
+    else (a bad value included) is returned as it is, for the caller to check."""
+    automatic = filters is None or (isinstance(filters, (int, np.integer)) and not isinstance(filters, bool)
+                                    and filters > 0)
+    if not automatic:
         return filters
     base = 32 if filters is None else int(filters)
     return tuple(min(base * 2**i, max(256, base)) for i in range(stages_for(data_shape)))

@@ -54,7 +54,7 @@ class BaseVAE(ObjectiveModel):
             `keras_vae.posteriors` for the others).
         decoder: a Keras model mapping `[B, latent_dim]` to the likelihood's
             parameters, `[B, *likelihood.params_shape]` (`[B, *data_shape]`
-            for one parameter per element; `keras_vae.likelihoods.params_shape`).
+            for one parameter per element; see `keras_vae.likelihoods`).
         data_shape: shape of one example, e.g. `(28, 28, 1)`.
         latent_dim: dimension of z.
         likelihood: the observation model, a name in
@@ -152,8 +152,6 @@ class BaseVAE(ObjectiveModel):
         if likelihood == "gaussian":
             likelihood_scale = validation.positive_float("likelihood_scale", likelihood_scale)
         self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
-        # A name is kept as given (and saved as such); a layer is saved whole.
-        self._likelihood_spec = likelihood if isinstance(likelihood, str) else None
         self.likelihood_name = likelihood if isinstance(likelihood, str) else type(self.likelihood).__name__
         self.likelihood_scale = likelihood_scale
         self.posterior_layer, self.prior_layer = self._latent_components(posterior, prior)
@@ -732,7 +730,9 @@ class BaseVAE(ObjectiveModel):
         config.update(
             data_shape=self.data_shape,
             latent_dim=self.latent_dim,
-            likelihood=self._likelihood_spec or keras.saving.serialize_keras_object(self.likelihood),
+            # A name is saved as given, a layer whole.
+            likelihood=self.likelihood_name if self.likelihood_name in likelihoods_lib.NAMES
+            else keras.saving.serialize_keras_object(self.likelihood),
             likelihood_scale=self.likelihood_scale,
             num_samples=self.num_samples,
             seed=self.seed,

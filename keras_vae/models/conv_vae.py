@@ -64,9 +64,9 @@ class ConvVAE(BaseVAE):
         weight_norm=True,
         **kwargs,
     ):
-        if filters is None or (isinstance(filters, int) and not isinstance(filters, bool) and filters > 0):
-            shape = validation.int_tuple("data_shape", data_shape)
-            filters = networks.stage_filters(shape, filters) if len(shape) == 3 else (32,)  # conv_args refuses it
+        shape = validation.int_tuple("data_shape", data_shape)
+        if len(shape) == 3:  # else conv_args refuses the shape
+            filters = networks.stage_filters(shape, filters)
         data_shape, filters, kernel_size, activation = validation.conv_args(
             "ConvVAE", data_shape, filters, kernel_size, activation
         )
