@@ -317,10 +317,10 @@ def train(args):
     kwargs.setdefault("likelihood", _default_likelihood(args, args.model))
     out = args.output_dir or os.path.join("runs", f"{args.model}_{_source_name(args)}")
     keras.utils.set_random_seed(args.seed)
+    strategy = distribute.strategy(args.strategy)  # before any TensorFlow op: collectives are set at start-up
     train_ds = _dataset(args, "train", kwargs["likelihood"], training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", kwargs["likelihood"], training=False)
     kwargs["data_shape"] = tuple(train_ds.element_spec.shape[1:])
-    strategy = distribute.strategy(args.strategy)
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]

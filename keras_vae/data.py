@@ -495,7 +495,10 @@ def _pipeline(ds, size, stored, where, *, batch_size, binarize, values, shuffle,
         def per_batch_noise(batch, batch_seed):
             image, label = batch
             noise = tf.random.stateless_uniform(tf.shape(image), seed=batch_seed)
-            return (tf.cast(noise < image, tf.float32) if binarize == "dynamic" else image + noise), label
+            if binarize == "dynamic":
+                return tf.cast(noise < image, tf.float32), label
+            # x + u in float32 rounds up to x + 1 for u near 1: keep below it.
+            return tf.minimum(image + noise, tf.math.nextafter(image + 1.0, image)), label
 
         ds = tf.data.Dataset.zip(ds, seeds).map(per_batch_noise, num_parallel_calls=tf.data.AUTOTUNE)
     if not with_labels:

@@ -44,6 +44,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae import validation
+
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
@@ -354,4 +356,6 @@ def make(name, event_shape, scale=0.1):
     if not isinstance(name, str) or name not in _BY_NAME:
         raise ValueError(f"`likelihood` must be one of {NAMES} or a `keras_vae.likelihoods.Likelihood`. "
                          f"Received: likelihood={name!r}")
+    if name == "gaussian":  # the model's argument that sets it
+        scale = validation.positive_float("likelihood_scale", scale)
     return _BY_NAME[name](event_shape, scale)

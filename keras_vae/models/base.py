@@ -149,9 +149,9 @@ class BaseVAE(ObjectiveModel):
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
         self.seed = validation.seed("seed", seed)
+        self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)  # checks the scale
         if likelihood == "gaussian":
-            likelihood_scale = validation.positive_float("likelihood_scale", likelihood_scale)
-        self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)
+            likelihood_scale = float(likelihood_scale)
         self.likelihood_name = likelihood if isinstance(likelihood, str) else type(self.likelihood).__name__
         self.likelihood_scale = likelihood_scale
         self.posterior_layer, self.prior_layer = self._latent_components(posterior, prior)
