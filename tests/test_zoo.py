@@ -234,9 +234,12 @@ def _record(name):
 
 def _check_images(record, tfds_dir, manual_dirs):
     """The test images an entry's CI value was measured on: the first
-    `check_examples`, binarized once with seed 0, as `scripts/train_zoo.py` did."""
+    `check_examples`, binarized once with seed 0 (or, for an 8-bit entry,
+    their integer values), as `scripts/train_zoo.py` did."""
+    values = record.get("values", "unit")
     return data.load_dataset(
-        record["dataset"], split="test", batch_size=100, binarize="static", shuffle=False, seed=0,
+        record["dataset"], split="test", batch_size=100, binarize="static" if values == "unit" else None,
+        values=values, shuffle=False, seed=0,
         data_dir=str(tfds_dir), manual_dir=str(manual_dirs[record["dataset"]]),
         num_examples=record["metrics"]["check_examples"],
     )
@@ -302,7 +305,8 @@ def _test_set_binarization_entropy(dataset, tfds_dir, manual_dir):
     return np.concatenate([binarization_entropy.binarization_entropy(x) for x in ds.as_numpy_iterator()])
 
 
-@pytest.mark.parametrize("name", [n for n in zoo.names() if "check_nll" in _record(n)["metrics"]])
+@pytest.mark.parametrize("name", [n for n in zoo.names() if "check_nll" in _record(n)["metrics"]
+                                  and _record(n).get("values", "unit") == "unit"])  # binarized data
 def test_card_nlls_lie_above_the_binarization_noise(name, tfds_dir, manual_dirs):
     """No model predicts the Bernoulli noise a binarization adds: for every
     grey image the expected NLL of its draws is at least their entropy
@@ -359,3 +363,23 @@ def test_data_output_bias_starts_the_decoder_at_the_mean_image(tfds_dir, manual_
 
     with pytest.raises(ValueError, match=r"one output bias per pixel \(\(784,\)\).*Received: a bias of shape \(1,\)"):
         train_zoo.initialize_output_bias(train_zoo.RECIPES["conv_vae_mnist"]["model"](), [grey[:10]])
+
+
+def test_the_8bit_recipe_reads_the_integer_pixels(tfds_dir, manual_dirs):
+    """`conv_vae_fashion_mnist_8bit` trains and scores on Fashion-MNIST's
+    8-bit values as they are: the test images in order, equal to TFDS's own
+    uint8 pixels; training images shuffled, from `--train-examples` only."""
+    import train_zoo
+
+    args = train_zoo.parse_args(["conv_vae_fashion_mnist_8bit", "--train-examples", "300", "--data-dir",
+                                 str(tfds_dir), "--manual-dir", str(manual_dirs["fashion_mnist"])])
+    recipe = train_zoo.RECIPES["conv_vae_fashion_mnist_8bit"]
+    test = np.concatenate(list(train_zoo.dataset(args, recipe, "test", training=False, num_examples=200,
+                                                 batch_size=100).as_numpy_iterator()))
+    raw = data.load_dataset("fashion_mnist", split="test", batch_size=200, values="8bit", shuffle=False,
+                            data_dir=str(tfds_dir), manual_dir=str(manual_dirs["fashion_mnist"]), num_examples=200)
+    np.testing.assert_array_equal(test, next(iter(raw)).numpy())
+    assert test.dtype == np.float32 and test.max() > 200 and np.all(test == np.round(test))
+    train = list(train_zoo.dataset(args, recipe, "train", training=True).as_numpy_iterator())
+    assert sum(len(x) for x in train) == 300 // args.batch_size * args.batch_size  # incomplete batch dropped
+    assert recipe["model"]().likelihood.values == "8bit"
