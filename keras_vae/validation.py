@@ -159,7 +159,7 @@ def check_values(name, x, likelihood=None):
         if problem:
             raise ValueError(
                 f"`{name}` must lie in the support {likelihood.support} of the "
-                f"'{likelihood.name}' likelihood. Received: {name} with {problem}"
+                f"{type(likelihood).__name__} likelihood. Received: {name} with {problem}"
             )
 
 

@@ -125,7 +125,8 @@ class ModelTests:
             (np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x).astype("float32"), "finite"),
         ]
         if model.likelihood.support != "the real numbers":
-            cases.append((x + 2.0, "support"))
+            # Named by its class, not by a numbered Keras layer name.
+            cases.append((x + 2.0, f"support .* of the {type(model.likelihood).__name__} likelihood\\. Received"))
         for bad, words in cases:
             for call in (model.encode, lambda d: model.fit(d, epochs=1, verbose=0)):
                 with pytest.raises(ValueError, match="x.*" + words if words != "numeric" else "numeric"):
