@@ -290,7 +290,11 @@ def test_models_train_save_and_score_on_8bit_images(tmp_path, digits, likelihood
     lik = likelihoods.DiscretizedLogistic(shape, num_components=3) if likelihood == "mixture_of_3" else likelihood
     values = "dequantized" if likelihood == "dequantized_gaussian" else "8bit"
     train = data.from_arrays(images, batch_size=40, values=values, seed=0, shuffle=True)
-    for cls in (keras_vae.VAE, keras_vae.ConvVAE, keras_vae.VQVAE):
+    # Every model class with the discretized logistic; the other likelihoods
+    # share its decoder sizing and input scaling, so ConvVAE alone runs them.
+    classes = (keras_vae.VAE, keras_vae.ConvVAE, keras_vae.VQVAE) if likelihood == "discretized_logistic" else \
+        (keras_vae.ConvVAE,)
+    for cls in classes:
         model = cls(latent_dim=4, likelihood=lik, seed=0) if cls is not keras_vae.VQVAE else \
             cls(code_dim=4, num_codes=8, likelihood=lik, seed=0)
         assert model.encoder.layers[0].name == "to_unit"  # the network sees [0, 1]
