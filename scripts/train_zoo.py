@@ -81,7 +81,7 @@ _RESNET_TEXT = ("`ConvVAE(network=\"residual\", latent_dim=32, filters=(16, 32, 
 _RESNET_TRAINING = {
     "dataset": "mnist", "epochs": 200, "batch_size": 100,
     "optimizer": lambda: keras.optimizers.Adamax(2e-3, use_ema=True, ema_momentum=0.999),
-    "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the epochs, with Polyak "
+    "optimizer_text": "Adamax, learning rate 2e-3 decayed geometrically to 2e-5 over the {epochs} epochs, with Polyak "
     "averaging of the weights (`use_ema=True, ema_momentum=0.999`): the saved weights and every number below "
     "are the averaged weights",
     "schedule": lambda epochs: decaying_learning_rate(epochs, 2e-3, 2e-5),
@@ -125,7 +125,7 @@ RECIPES = {
     "conv_vae_mnist": {
         "model": _mlp(keras_vae.ConvVAE, "conv_vae_mnist", latent_dim=32, filters=(32, 64)),
         **_CONV, "dataset": "mnist", "epochs": 300,
-        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 300 epochs",
+        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the {epochs} epochs",
         "schedule": decaying_learning_rate,
         "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized MNIST",
         "reference": (86.76, "Burda et al. 2015, Table 1, MLP VAE, 1 stochastic layer, k=5000: the bar to beat"),
@@ -134,7 +134,7 @@ RECIPES = {
     "conv_vae_fashion_mnist": {
         "model": _mlp(keras_vae.ConvVAE, "conv_vae_fashion_mnist", latent_dim=32, filters=(32, 64)),
         **_CONV, "dataset": "fashion_mnist", "epochs": 100,
-        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 100 epochs",
+        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the {epochs} epochs",
         "schedule": decaying_learning_rate,
         "description": "convolutional VAE, 32 latents, Bernoulli, dynamically binarized Fashion-MNIST",
     },
@@ -146,7 +146,7 @@ RECIPES = {
         "`conv_vae_fashion_mnist`'s networks (the encoder rescales the integers to [0, 1]), the decoder giving "
         "each pixel a location and a log-scale; the likelihood is the probability mass of each integer value "
         "0..255 under a logistic, the edge bins open (PixelCNN++'s, one component)",
-        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the 100 epochs",
+        "optimizer_text": "Adam, learning rate 1e-3 decayed geometrically to 1e-5 over the {epochs} epochs",
         "schedule": decaying_learning_rate,
         "description": "convolutional VAE, 32 latents, discretized logistic, 8-bit Fashion-MNIST",
         "notes": "Planned before the run: an epoch of the first 10,000 training images took 7.5 s on the 2 "
@@ -249,6 +249,11 @@ def schedule(recipe, epochs):
     """The recipe's learning-rate schedule (a function of the epoch) for a run
     of `epochs` epochs: a recipe's `"schedule"` maps the run's length to it."""
     return recipe["schedule"](epochs) if "schedule" in recipe else None
+
+
+def eight_bit(recipe):
+    """Whether the recipe models the raw 8-bit pixel values (bits per dimension headline)."""
+    return recipe.get("values") == "8bit"
 
 
 def dataset(args, recipe, split, training, num_examples=None, batch_size=None, grey=False):
@@ -412,7 +417,7 @@ def numbers_table(recipe, m):
         nll += f"; {verdict} the target {recipe['target']}"
         reference = "{} ({})".format(*recipe["reference"])
     bits = f"{m['test_bits_per_dim']:.4f}"
-    if recipe.get("values") == "8bit":  # the headline: the number papers report for 8-bit images
+    if eight_bit(recipe):  # the headline: the number papers report for 8-bit images
         bits = f"**{m['test_bits_per_dim']:.3f}** ± {m['test_bits_per_dim_standard_error']:.3f}"
     return [
         (f"test NLL, nats (k={m['eval_k']})", nll + ")", reference),
@@ -430,8 +435,7 @@ def model_card(args, recipe):
         hours = t.get("fit", 0) / 3600
         fit_time = f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
         rows = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in numbers_table(recipe, m))
-        eight_bit = recipe.get("values") == "8bit"
-        test_images = ("their 8-bit values (integers 0..255)" if eight_bit
+        test_images = ("their 8-bit values (integers 0..255)" if eight_bit(recipe)
                        else "each binarized once (Bernoulli draw, seed 0)")
         if "test_nll" in m:
             dims = int(np.prod(record["config"]["data_shape"]))
@@ -443,7 +447,8 @@ def model_card(args, recipe):
             )
         else:
             evaluation = f"- Test reconstruction loss: `model.evaluate(test)` on the 10,000 test images, {test_images}."
-        training_data = ("their 8-bit grey values as they are (integers 0..255, no binarization)" if eight_bit else
+        training_data = ("their 8-bit grey values as they are (integers 0..255, no binarization)"
+                         if eight_bit(recipe) else
                          "dynamically binarized\n  (a fresh Bernoulli draw per pixel every time an image is used)")
         notes = f"\n{recipe['notes']}\n" if "notes" in recipe else ""
         train_count = f"the first {args.train_examples:,}" if args.train_examples else "60,000"
@@ -476,7 +481,7 @@ files for machines without internet):
     {record["command"]}
 
 - Training data: {recipe["dataset"]} train split ({train_count} images), {training_data}, shuffled each epoch.
-- Optimizer: {recipe["optimizer_text"]}.{bias_text}
+- Optimizer: {recipe["optimizer_text"].format(epochs=args.epochs)}.{bias_text}
 {evaluation}
 {notes}
 {files_section(args.entry, record)}"""
@@ -502,7 +507,7 @@ def main(argv=None):
                         wall_seconds=timings.values)
     headline = ({"test_nll": round(metrics["test_nll"], 2), "eval_k": args.eval_k} if "test_nll" in metrics
                 else {"test_reconstruction_loss": round(metrics["test_reconstruction_loss"], 2)})
-    if values == "8bit":
+    if eight_bit(recipe):
         headline = {"test_bits_per_dim": round(metrics["test_bits_per_dim"], 3), **headline}
     write_entry(model, args.output_dir, recipe["description"], headline, record, model_card(args, recipe))
     print(f"wrote {args.output_dir}")
