@@ -6,10 +6,12 @@ PixelCNN prior) and the deterministic baseline `AE`. Observation models:
 `keras_vae.likelihoods`; posterior families `keras_vae.posteriors`; priors
 `keras_vae.priors`.
 Data (`keras_vae.data`): MNIST and Fashion-MNIST through tensorflow-datasets.
-Plots (`keras_vae.plotting`): sample, reconstruction and interpolation grids.
+Plots (`keras_vae.plotting`): sample, reconstruction, interpolation and
+latent traversal grids.
 Pretrained models (`keras_vae.zoo`): `zoo.list()`, `zoo.load(name)`. TF
 Serving export (`keras_vae.export`, or `model.export_serving(base_path,
-version)`). Kill-safe training backups: `keras_vae.callbacks.BackupAndRestore`.
+version)`). Kill-safe training backups and TensorBoard pictures:
+`keras_vae.callbacks.BackupAndRestore`, `keras_vae.callbacks.ImageSummaries`.
 """
 
 import importlib

@@ -1,5 +1,7 @@
-"""`BackupAndRestore`: Keras' fault-tolerance callback, safe to kill at any
-moment and under several workers."""
+"""Callbacks for `model.fit`: `BackupAndRestore`, Keras' fault-tolerance
+callback made safe to kill at any moment and under several workers; and
+`ImageSummaries`, sample grids, reconstructions and latent traversals written
+to TensorBoard beside `keras.callbacks.TensorBoard`'s scalars."""
 
 import glob
 import json
@@ -7,8 +9,9 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
-from keras_vae import distribute, files
+from keras_vae import distribute, files, validation
 
 _METADATA = "training_metadata.json"
 
@@ -116,3 +119,84 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         if os.path.exists(os.path.join(self.backup_dir, _METADATA)):
             os.remove(os.path.join(self.backup_dir, _METADATA))
         shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+class ImageSummaries(keras.callbacks.Callback):
+    """Writes pictures of the model to TensorBoard every `every_n_epochs` epochs.
+
+    Pass it to `fit` beside Keras' own `keras.callbacks.TensorBoard(log_dir)`;
+    both then show in `tensorboard --logdir log_dir`, the images as the run
+    `images` (folder `log_dir/images`), at the epoch's number (0-based, as
+    Keras' epoch scalars):
+
+    - `samples`: `num_samples` prior samples, always from the same `seed`,
+      so successive frames show the same draws as the model learns (left out
+      for a `VQVAE`, whose prior is trained after `fit`);
+    - `reconstructions`: the first 16 of `images` (a fixed batch, in the
+      model's pixel values), each row followed by its reconstructions;
+    - `traversal`: `keras_vae.plotting.traversal_grid` from the code of
+      `images[0]`, units ranked on `images`, informative units first (models
+      with a Gaussian latent: not `AE` or `VQVAE`).
+
+    Images go through `tf.summary.image`. Under several workers only the
+    chief writes; the others skip the callback.
+
+    Args:
+        log_dir: the TensorBoard log folder (as given to Keras' `TensorBoard`).
+        images: a fixed batch of images `[N, *data_shape]`, N >= 2.
+        every_n_epochs: write after every N-th epoch (and never in between).
+        num_samples: number of prior samples in the grid.
+        seed: the samples' seed.
+        traversal_steps: values per latent unit in the traversal.
+        max_units: rows of the traversal (the top-ranked units).
+    """
+
+    def __init__(self, log_dir, images, every_n_epochs=1, num_samples=64, seed=0, traversal_steps=9, max_units=16):
+        super().__init__()
+        if not log_dir or not isinstance(log_dir, (str, os.PathLike)):
+            raise ValueError(f"`log_dir` must be a folder path. Received: log_dir={log_dir!r}")
+        images = np.asarray(images)
+        if images.ndim < 3 or len(images) < 2:
+            raise ValueError(
+                "`images` must be a batch of at least 2 images, shape (N, height, width[, channels]). "
+                f"Received: images.shape={images.shape}"
+            )
+        self.log_dir = os.fspath(log_dir)
+        self.images = images
+        self.every_n_epochs = validation.positive_int("every_n_epochs", every_n_epochs)
+        self.num_samples = validation.positive_int("num_samples", num_samples)
+        self.seed = validation.seed("seed", seed)
+        self.traversal_steps = validation.positive_int("traversal_steps", traversal_steps)
+        self.max_units = validation.positive_int("max_units", max_units)
+        self._writer = None
+
+    def _pictures(self):
+        from keras_vae import plotting
+
+        model = self.model
+        pictures = {}
+        pixelcnn = getattr(model, "pixelcnn", None)
+        if pixelcnn is None:
+            pictures["samples"] = plotting.sample_grid(model, self.num_samples, seed=self.seed)
+        pictures["reconstructions"] = plotting.reconstruction_grid(model, self.images)
+        if plotting.has_gaussian_latent(model):
+            pictures["traversal"] = plotting.traversal_grid(
+                model, self.images, steps=self.traversal_steps, max_units=self.max_units)
+        return pictures
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs or not distribute.is_chief(self.model.distribute_strategy):
+            return
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+        with self._writer.as_default():
+            for tag, grid in self._pictures().items():
+                tf.summary.image(tag, np.clip(grid, 0.0, 1.0)[None], step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -156,6 +156,10 @@ def build_parser():
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
     train.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted "
                        "(keras_vae.callbacks.BackupAndRestore)")
+    train.add_argument("--tensorboard", metavar="DIR",
+                       help="write TensorBoard logs here: Keras' scalars, and sample grids, reconstructions and a "
+                       "latent traversal every epoch (keras_vae.callbacks.ImageSummaries); view with "
+                       "`tensorboard --logdir DIR`")
     train.add_argument("--seed", type=SEED, default=0)
     train.add_argument("--output-dir", default=None, help="default: runs/<model>_<dataset>")
 
@@ -331,8 +335,14 @@ def train(args):
         first = _dataset(args, "train", model.likelihood, training=True, num_examples=args.batch_size)
         model.initialize_from_data(next(iter(first)), seed=args.seed)
     backup = _backup(args)
+    watch = []
+    if args.tensorboard and distribute.is_chief(strategy):  # the summaries are the chief's, as its other files
+        from keras_vae import callbacks
+
+        watch = [keras.callbacks.TensorBoard(args.tensorboard),
+                 callbacks.ImageSummaries(args.tensorboard, next(iter(test_ds))[:16], seed=args.seed)]
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup,
+    history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup + watch,
                         verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
     fingerprint = _save_trained(model, os.path.join(out, "model.keras"), strategy, backup, model.optimizer, args.model)

@@ -1,6 +1,10 @@
-"""PNG grids people want to look at: samples, reconstructions, interpolations.
+"""PNG grids people want to look at: samples, reconstructions, interpolations,
+latent traversals.
 
-Every function writes its file atomically (a temporary file in the same
+Each picture has a builder that returns it as one `[height, width, channels]`
+array in [0, 1] (`sample_grid`, `reconstruction_grid`, `traversal_grid`; what
+`keras_vae.callbacks.ImageSummaries` writes to TensorBoard) and a `plot_*`
+function that writes it as a PNG, atomically (a temporary file in the same
 folder, then a rename), so an interrupted run never leaves half a PNG.
 """
 
@@ -52,16 +56,25 @@ def save_grid(images, path, columns=None, title=None):
     return path
 
 
+def _samples(model, num_samples, seed, sample_kwargs):
+    num_samples = validation.positive_int("num_samples", num_samples)
+    return _grey(model, model.sample(num_samples, seed=seed, **sample_kwargs))
+
+
+def sample_grid(model, num_samples=64, seed=0, **sample_kwargs):
+    """Decoded prior samples (likelihood means) tiled into one image; the
+    same `seed` gives the same draws, so grids of successive epochs compare."""
+    return tile(_samples(model, num_samples, seed, sample_kwargs))
+
+
 def plot_samples(model, path, num_samples=64, seed=0, **sample_kwargs):
     """Decoded prior samples (likelihood means) as a grid; `sample_kwargs`
     go to `model.sample` (e.g. `temperature` for `VQVAE`)."""
-    num_samples = validation.positive_int("num_samples", num_samples)
-    images = _grey(model, model.sample(num_samples, seed=seed, **sample_kwargs))
-    return save_grid(images, path, title=f"{model.name}: {num_samples} samples from the prior")
+    images = _samples(model, num_samples, seed, sample_kwargs)
+    return save_grid(images, path, title=f"{model.name}: {len(images)} samples from the prior")
 
 
-def plot_reconstructions(model, x, path, num_images=16):
-    """Rows of originals, each followed by a row of their deterministic reconstructions."""
+def _reconstruction_rows(model, x, num_images):
     num_images = validation.positive_int("num_images", num_images)
     x = np.asarray(x)[:num_images]
     recon = _grey(model, model.reconstruct(x))
@@ -70,8 +83,102 @@ def plot_reconstructions(model, x, path, num_images=16):
     rows = []
     for start in range(0, len(x), columns):
         rows += [_pad(x[start : start + columns], columns), _pad(recon[start : start + columns], columns)]
-    return save_grid(np.concatenate(rows), path, columns=columns,
+    return np.concatenate(rows), columns
+
+
+def reconstruction_grid(model, x, num_images=16):
+    """Rows of originals, each followed by a row of their deterministic
+    reconstructions, tiled into one image."""
+    return tile(*_reconstruction_rows(model, x, num_images))
+
+
+def plot_reconstructions(model, x, path, num_images=16):
+    """Rows of originals, each followed by a row of their deterministic reconstructions."""
+    images, columns = _reconstruction_rows(model, x, num_images)
+    return save_grid(images, path, columns=columns,
                      title=f"{model.name}: originals (odd rows), reconstructions (even rows)")
+
+
+def has_gaussian_latent(model):
+    """Whether `model` has a vector latent with a Gaussian posterior (every
+    `VAE`, `BetaVAE`, `ConvVAE`; not `AE` or `VQVAE`)."""
+    return getattr(model, "posterior_layer", None) is not None
+
+
+def unit_kls(model, x):
+    """`[latent_dim]`: each latent unit's KL(q(z_u|x) || N(0, 1)) in nats,
+    averaged over the images `x`. Defined where the model's KL is a sum over
+    units (a diagonal-Gaussian posterior and the standard normal prior); a
+    `ValueError` otherwise."""
+    from keras_vae import posteriors, priors
+
+    if not (isinstance(getattr(model, "posterior_layer", None), posteriors.DiagonalGaussian)
+            and isinstance(model.prior_layer, priors.StandardNormal)):
+        raise ValueError(
+            "`unit_kls` needs a model whose KL is a sum over latent units: a diagonal-Gaussian posterior and the "
+            f"standard normal prior. Received: {type(model).__name__} with "
+            f"posterior={type(getattr(model, 'posterior_layer', None)).__name__}, "
+            f"prior={type(getattr(model, 'prior_layer', None)).__name__}"
+        )
+    gaussian = model.encode(np.asarray(x)).distribution  # Independent(Normal): per-unit parameters
+    mean, std = np.asarray(gaussian.mean(), "float64"), np.asarray(gaussian.stddev(), "float64")
+    return np.mean(0.5 * (mean**2 + std**2 - 1.0) - np.log(std), axis=0)
+
+
+def unit_order(model, x):
+    """`(units, statistic, values)`: the latent units of `model`, most
+    informative first, by their KL on `x` (`unit_kls`) where it splits over
+    units, else by the variance of their code `model.latent` over `x`
+    (Burda et al.'s activity statistic; needs at least 2 images)."""
+    try:
+        values, statistic = unit_kls(model, x), "KL"
+    except ValueError:
+        if len(x) < 2:
+            raise ValueError(
+                "`x` must hold at least 2 images to rank latent units by the variance of their codes. "
+                f"Received: x.shape={np.shape(x)}"
+            ) from None
+        values, statistic = np.var(np.asarray(model.latent(np.asarray(x)), "float64"), axis=0), "code variance"
+    return np.argsort(-values, kind="stable"), statistic, values
+
+
+def _traversal(model, x, steps, limit, max_units):
+    if not has_gaussian_latent(model):
+        raise ValueError(
+            "A latent traversal needs a model with a vector Gaussian latent (VAE, BetaVAE, ConvVAE). "
+            f"Received: {type(model).__name__}"
+        )
+    steps = validation.positive_int("steps", steps)
+    if not limit > 0:
+        raise ValueError(f"`limit` must be > 0. Received: limit={limit!r}")
+    x = np.asarray(x)
+    units, statistic, _ = unit_order(model, x)
+    if max_units is not None:
+        units = units[: validation.positive_int("max_units", max_units)]
+    base = np.asarray(model.latent(x[:1]))[0]
+    values = np.linspace(-limit, limit, steps, dtype="float32")
+    codes = np.repeat(base[None, None], len(units), 0).repeat(steps, 1)  # [units, steps, latent_dim]
+    codes[np.arange(len(units)), :, units] = values
+    images = _grey(model, model.decode(codes.reshape(-1, base.shape[-1])).mean())
+    return images, units, statistic
+
+
+def traversal_grid(model, x, steps=9, limit=3.0, max_units=None):
+    """A latent traversal tiled into one image: from the code of `x[0]`
+    (`model.latent`), one row per latent unit, that unit set to `steps` values
+    evenly spaced over [-limit, limit] while the others stay fixed; rows in the
+    order of `unit_order(model, x)` (the informative units first), at most
+    `max_units` rows."""
+    images, _, _ = _traversal(model, x, steps, limit, max_units)
+    return tile(images, columns=steps)
+
+
+def plot_traversal(model, x, path, steps=9, limit=3.0, max_units=None):
+    """`traversal_grid` as a PNG, its title naming the units in row order."""
+    images, units, statistic = _traversal(model, x, steps, limit, max_units)
+    shown = ", ".join(str(u) for u in units[:12]) + (", ..." if len(units) > 12 else "")
+    return save_grid(images, path, columns=steps,
+                     title=f"{model.name}: units {shown} (by {statistic}), each over [-{limit:g}, {limit:g}]")
 
 
 def plot_interpolations(model, x, path, steps=10):

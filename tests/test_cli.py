@@ -13,6 +13,7 @@ import zipfile
 import keras
 import matplotlib.image
 import pytest
+import tensorflow as tf
 
 import keras_vae  # noqa: F401 - registers the classes for load_model
 from keras_vae import cli
@@ -32,7 +33,7 @@ def trained(tfds_dir, manual_dirs, tmp_path_factory):
                  "--batch-size", 64, "--latent-dim", 4, "--filters", "8,16", "--network", "residual",
                  "--blocks-per-stage", 1, "--kl-warmup-steps", 4, "--free-bits", 0.1, "--posterior", "iaf",
                  "--prior", "vamp", "--optimizer", "adamax", "--ema-momentum", 0.9, "--output-dir", out,
-                 "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
+                 "--tensorboard", out / "logs", "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
@@ -53,6 +54,14 @@ def test_train_writes_model_history_and_plots(trained):
         image = matplotlib.image.imread(out / f"{name}.png")
         assert image.ndim == 3 and min(image.shape[:2]) > 50
     assert not [p for p in os.listdir(out) if "partial" in p or p.startswith("tmp")]
+    tags = {}
+    for run_name in ("train", "validation", "images"):  # Keras' scalars and ImageSummaries' pictures
+        for path in (out / "logs" / run_name).iterdir():
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                tags.update({(run_name, value.tag): event.step for value in event.summary.value})
+    assert {("train", "epoch_loss"), ("validation", "epoch_elbo")} <= set(tags)
+    assert {tag: step for (run_name, tag), step in tags.items() if run_name == "images"} == {
+        "samples": 1, "reconstructions": 1, "traversal": 1}  # the last of epochs 0 and 1
 
 
 def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_dirs, capsys):

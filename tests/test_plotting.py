@@ -35,3 +35,109 @@ def test_plots_of_a_model(tmp_path, mnist_binary):
 def test_bad_images_are_rejected():
     with pytest.raises(ValueError, match=r"`images` must have shape \(N, height, width, channels\)"):
         plotting.tile(np.zeros((28, 28)))
+
+
+def _linear_model(means=(0.0, 2.0, 1.0)):
+    """A Gaussian-likelihood model on 4x4 images with known networks: the
+    posterior N(means, 1) for every image, and a decoder that moves pixel u
+    by 0.1 z_u from 0.5 (pixels 3.. stay 0.5)."""
+    import keras
+
+    from keras_vae import BaseVAE
+
+    latent = len(means)
+    encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2 * latent)])
+    raw_scale = np.log(np.expm1(1.0 - 1e-5))  # softplus^-1 of 1, minus the floor
+    encoder.layers[-1].set_weights([np.zeros((16, 2 * latent), "float32"),
+                                    np.array([*means] + [raw_scale] * latent, "float32")])
+    decoder = keras.Sequential([keras.Input((latent,)), keras.layers.Dense(16), keras.layers.Reshape((4, 4, 1))])
+    kernel = np.zeros((latent, 16), "float32")
+    kernel[np.arange(latent), np.arange(latent)] = 0.1
+    decoder.layers[0].set_weights([kernel, np.full(16, 0.5, "float32")])
+    return BaseVAE(encoder, decoder, data_shape=(4, 4, 1), latent_dim=latent, likelihood="gaussian", seed=0)
+
+
+def test_a_traversal_moves_the_pixel_of_each_unit_in_kl_order():
+    model = _linear_model(means=(0.0, 2.0, 1.0))
+    x = np.full((3, 4, 4, 1), 0.5, "float32")
+    np.testing.assert_allclose(plotting.unit_kls(model, x), [0.0, 2.0, 0.5], atol=1e-4)  # m^2 / 2 at sigma = 1
+    units, statistic, _ = plotting.unit_order(model, x)
+    assert list(units) == [1, 2, 0] and statistic == "KL"
+    values = np.linspace(-3, 3, 5)
+    expected = np.full((3, 5, 16), 0.5)
+    expected[:, :, :3] += 0.1 * np.array([0.0, 2.0, 1.0])  # the base code: the posterior means
+    for row, unit in enumerate(units):
+        expected[row, :, unit] = 0.5 + 0.1 * values
+    expected = plotting.tile(expected.reshape(15, 4, 4, 1), columns=5)
+    np.testing.assert_allclose(plotting.traversal_grid(model, x, steps=5, limit=3.0), expected, atol=1e-5)
+    top = plotting.traversal_grid(model, x, steps=5, limit=3.0, max_units=1)
+    np.testing.assert_allclose(top, expected[:4], atol=1e-5)  # the first row of 4x4 images only
+
+
+def test_unit_kls_add_up_to_the_analytic_kl(mnist_binary):
+    import tensorflow_probability as tfp
+
+    model = VAE(latent_dim=3, hidden_units=(8,), seed=0)
+    x = mnist_binary[:32]
+    kl = tfp.distributions.kl_divergence(model.encode(x), model.prior)
+    np.testing.assert_allclose(plotting.unit_kls(model, x).sum(), np.mean(kl), rtol=1e-4)
+
+
+def test_models_without_unit_kls_rank_units_by_code_variance(mnist_binary, tmp_path):
+    from keras_vae import AE
+
+    model = VAE(latent_dim=3, hidden_units=(8,), prior="vamp", seed=0)
+    with pytest.raises(ValueError, match="`unit_kls` needs a model whose KL is a sum over latent units.*VampPrior"):
+        plotting.unit_kls(model, mnist_binary[:8])
+    units, statistic, variances = plotting.unit_order(model, mnist_binary[:8])
+    assert statistic == "code variance" and np.all(np.diff(variances[units]) <= 0)
+    path = plotting.plot_traversal(model, mnist_binary[:8], tmp_path / "t.png", steps=4)
+    assert matplotlib.image.imread(path).ndim == 3
+    with pytest.raises(ValueError, match="needs a model with a vector Gaussian latent .* Received: AE"):
+        plotting.traversal_grid(AE(latent_dim=3, hidden_units=(8,), seed=0), mnist_binary[:8])
+    with pytest.raises(ValueError, match="`steps` must be a positive integer. Received: steps=0"):
+        plotting.traversal_grid(model, mnist_binary[:8], steps=0)
+
+
+def test_image_summaries_reach_tensorboard(mnist_binary, tmp_path):
+    """A real `fit` with Keras' TensorBoard and `ImageSummaries`; the event
+    files read back with TensorFlow's own reader."""
+    import glob
+
+    import keras
+    import tensorflow as tf
+
+    from keras_vae import AE, callbacks
+
+    def images_in(folder):
+        found = {}
+        for path in glob.glob(str(folder / "*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    found.setdefault(value.tag, []).append((event.step, value))
+        return found
+
+    for model, tags in ((VAE(latent_dim=3, hidden_units=(16,), seed=0), {"samples", "reconstructions", "traversal"}),
+                        (AE(latent_dim=3, hidden_units=(16,), seed=0), {"samples", "reconstructions"})):
+        log_dir = tmp_path / model.name
+        model.compile()
+        summaries = callbacks.ImageSummaries(log_dir, mnist_binary[:16], every_n_epochs=2, seed=3)
+        model.fit(mnist_binary, batch_size=64, epochs=4, verbose=0,
+                  callbacks=[keras.callbacks.TensorBoard(log_dir), summaries])
+        found = images_in(log_dir / "images")
+        assert set(found) == tags
+        for tag, events in found.items():
+            assert [step for step, _ in events] == [1, 3], tag  # after epochs 2 and 4 (0-based steps)
+        expected = {"samples": plotting.sample_grid(model, 64, seed=3),
+                    "reconstructions": plotting.reconstruction_grid(model, mnist_binary[:16])}
+        if "traversal" in tags:
+            expected["traversal"] = plotting.traversal_grid(model, mnist_binary[:16], steps=9, max_units=16)
+        for tag, grid in expected.items():  # the last frame is the trained model's picture, 8-bit rounded
+            frame = tf.io.decode_png(found[tag][-1][1].tensor.string_val[2]).numpy()  # [width, height, PNG]
+            assert frame.shape == grid.shape
+            np.testing.assert_allclose(frame / 255.0, np.clip(grid, 0, 1), atol=1 / 255 + 1e-6)
+        assert "epoch_loss" in images_in(log_dir / "train")  # Keras' own scalars beside them
+    with pytest.raises(ValueError, match=r"`images` must be a batch of at least 2 images.*Received: images.shape=\(1, 28"):
+        callbacks.ImageSummaries(tmp_path, mnist_binary[:1])
+    with pytest.raises(ValueError, match="`every_n_epochs` must be a positive integer. Received: every_n_epochs=0"):
+        callbacks.ImageSummaries(tmp_path, mnist_binary[:4], every_n_epochs=0)
