@@ -1,9 +1,10 @@
-"""The `keras-vae` command line: `train`, `train-prior`, `sample`, `evaluate`,
-`export`, `zoo`.
+"""The `keras-vae` command line: `train`, `train-prior`, `sample`, `plot`,
+`evaluate`, `export`, `zoo`.
 
     keras-vae train conv_vae --dataset mnist --epochs 5 --output-dir runs/conv_vae
     keras-vae sample runs/conv_vae/model.keras --output samples.png
     keras-vae evaluate runs/conv_vae/model.keras --dataset mnist
+    keras-vae plot runs/conv_vae/model.keras --kind traversal --output traversal.png
 
     keras-vae train vq_vae --epochs 30 --likelihood-scale 0.218
     keras-vae train-prior runs/vq_vae_mnist/model.keras --epochs 30
@@ -29,6 +30,8 @@ MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
 VAES = ("vae", "beta_vae", "conv_vae", "ae")
 #: `--optimizer` choices -> `keras.optimizers` classes.
 OPTIMIZERS = {"adam": "Adam", "adamax": "Adamax", "sgd": "SGD"}
+#: `keras-vae plot --kind` choices.
+PLOTS = ("traversal", "latent-map", "manifold", "kl-units")
 
 
 def _checked(convert, check, expected):
@@ -182,6 +185,25 @@ def build_parser():
     sample.add_argument("--temperature", type=POSITIVE_FLOAT, help="PixelCNN sampling temperature (vq_vae, default 1)")
     sample.add_argument("--output", default="samples.png")
 
+    plot = sub.add_parser("plot", help="write a PNG chart of a saved model's latent space")
+    plot.add_argument("model_path")
+    plot.add_argument("--kind", required=True, choices=PLOTS,
+                      help="traversal: each latent unit varied from the code of the first image, one row per unit, "
+                      "the most informative first; latent-map: the codes of --num-images images coloured by label "
+                      "(their first two principal directions when latent_dim > 2); manifold: decoded codes over "
+                      "the prior's quantiles (latent_dim 2); kl-units: the KL of each latent unit, a bar chart")
+    plot.add_argument("--output", required=True, help="the PNG file to write")
+    plot.add_argument("--split", default="test")
+    plot.add_argument("--num-images", type=POSITIVE_INT, default=2000,
+                      help="images the chart is computed from (default 2000; not used by manifold)")
+    plot.add_argument("--steps", type=POSITIVE_INT, default=9, help="traversal: values per unit (default 9)")
+    plot.add_argument("--limit", type=POSITIVE_FLOAT, default=3.0,
+                      help="traversal: each unit goes over [-limit, limit] (default 3)")
+    plot.add_argument("--max-units", type=POSITIVE_INT, help="traversal: at most this many rows (default: all units)")
+    plot.add_argument("--size", type=POSITIVE_INT, default=20, help="manifold: a size x size grid (default 20)")
+    plot.add_argument("--seed", type=SEED, default=0)
+    _data_args(plot)
+
     evaluate = sub.add_parser("evaluate", help="test-set ELBO and its parts for a saved model")
     evaluate.add_argument("model_path")
     evaluate.add_argument("--split", default="test")
@@ -280,7 +302,7 @@ def _default_likelihood(args, model):
     return "bernoulli" if grey_digits else "discretized_logistic"
 
 
-def _dataset(args, split, likelihood, training, num_examples=None):
+def _dataset(args, split, likelihood, training, num_examples=None, with_labels=False):
     """The pipeline of `args`' data source, in the pixel values `likelihood`
     (a layer or a name) models."""
     from keras_vae import data
@@ -288,7 +310,7 @@ def _dataset(args, split, likelihood, training, num_examples=None):
     values = (likelihoods.make(likelihood, (1, 1, 1)) if isinstance(likelihood, str) else likelihood).values
     common = dict(batch_size=args.batch_size, binarize=_binarize(args.binarize, values), shuffle=training,
                   seed=args.seed, num_examples=num_examples, values="unit" if values == "binary" else values,
-                  image_size=args.image_size, crop=args.crop)
+                  image_size=args.image_size, crop=args.crop, with_labels=with_labels)
     if args.images:
         return data.from_directory(args.images, split=split, validation_split=args.validation_split, **common)
     if args.arrays:
@@ -467,6 +489,45 @@ def sample(args):
     return 0
 
 
+def _images(args, model, with_labels):
+    """The first `--num-images` images of `args`' data (and their labels, or
+    None when the source has none and `with_labels`)."""
+    import numpy as np
+
+    try:
+        ds = _dataset(args, args.split, model.likelihood, training=False, num_examples=args.num_images,
+                      with_labels=with_labels)
+    except ValueError as err:
+        if not with_labels or "with_labels" not in str(err):
+            raise
+        print(f"keras-vae plot: {_source_name(args)} has no labels; the codes are drawn in one colour",
+              file=sys.stderr)
+        return _images(args, model, with_labels=False)
+    batches = list(ds.as_numpy_iterator())
+    if not with_labels:
+        return np.concatenate(batches), None
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def plot(args):
+    from keras_vae import plotting
+
+    model = _load(args.model_path)
+    if args.kind == "manifold":
+        plotting.plot_manifold(model, args.output, size=args.size)
+    else:
+        x, labels = _images(args, model, with_labels=args.kind == "latent-map")
+        if args.kind == "traversal":
+            plotting.plot_traversal(model, x, args.output, steps=args.steps, limit=args.limit,
+                                    max_units=args.max_units)
+        elif args.kind == "latent-map":
+            plotting.plot_latent_map(model, x, args.output, labels=labels)
+        else:
+            plotting.plot_kl_units(model, x, args.output)
+    print(f"wrote the {args.kind} of {args.model_path} to {args.output}")
+    return 0
+
+
 def evaluate(args):
     import keras
 
@@ -505,7 +566,8 @@ def main(argv=None):
     from keras_vae.data import DatasetUnavailableError
 
     try:
-        commands = {"train": train, "train-prior": train_prior, "sample": sample, "evaluate": evaluate,
+        commands = {"train": train, "train-prior": train_prior, "sample": sample, "plot": plot,
+                    "evaluate": evaluate,
                     "export": export, "zoo": list_zoo}
         return commands[args.command](args)
     except (ValueError, OSError, DatasetUnavailableError) as err:  # OSError: unwritable paths and the like

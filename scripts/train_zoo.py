@@ -41,7 +41,10 @@ import numpy as np  # noqa: E402
 
 import keras_vae  # noqa: E402
 from keras_vae import callbacks, data, files, plotting  # noqa: E402
-from zoo_tools import CHECK_EXAMPLES, Timings, files_section, run_record, write_entry  # noqa: E402
+from zoo_tools import (  # noqa: E402
+    CHECK_EXAMPLES, Timings, figures_markdown, files_section, run_record, test_images, write_entry,
+    write_latent_figures,
+)
 
 CHECK_K = 50
 
@@ -463,7 +466,7 @@ def model_card(args, recipe):
 
 ![test images (top) and reconstructions (bottom)](reconstructions.png)
 
-## Numbers
+{figures_markdown(args.output_dir)}## Numbers
 
 | measure | value | reference |
 |---|---|---|
@@ -502,6 +505,7 @@ def main(argv=None):
     plotting.plot_samples(model, os.path.join(args.output_dir, "samples.png"), num_samples=64, seed=0)
     test_batch = next(iter(dataset(args, recipe, "test", training=False, num_examples=16, batch_size=16)))
     plotting.plot_reconstructions(model, test_batch, os.path.join(args.output_dir, "reconstructions.png"))
+    write_latent_figures(model, args.output_dir, *test_images(recipe["dataset"], model, args.data_dir, args.manual_dir))
     values = recipe.get("values", "unit")
     record = run_record(args, dataset=recipe["dataset"], values=values, config=model.get_config(), metrics=metrics,
                         wall_seconds=timings.values)

@@ -82,6 +82,61 @@ def write_entry(model, folder, description, headline, record, card):
     return record
 
 
+#: The latent-space figures an entry's card shows, with their captions.
+LATENT_FIGURES = {
+    "traversal.png": "latent traversal from the first test image: one row per unit, the most informative first",
+    "kl_units.png": "KL per latent unit on 2,000 test images, collapsed units at 0 (each unit's code variance "
+    "where the KL does not split over units)",
+    "latent_map.png": "codes of 2,000 test images coloured by label (their first two principal directions "
+    "when latent_dim > 2)",
+}
+
+
+def test_images(dataset, model, data_dir, manual_dir, count=2000):
+    """The first `count` test images of `dataset` in the pixel values
+    `model`'s likelihood models (binarized with seed 0 for a Bernoulli
+    likelihood), and their labels."""
+    from keras_vae import data
+
+    values = model.likelihood.values
+    ds = data.load_dataset(dataset, split="test", batch_size=count, num_examples=count, shuffle=False, seed=0,
+                           binarize="static" if values == "binary" else None,
+                           values="unit" if values == "binary" else values, with_labels=True,
+                           data_dir=data_dir, manual_dir=manual_dir)
+    x, labels = next(iter(ds))
+    return x.numpy(), labels.numpy()
+
+
+def write_latent_figures(model, folder, x, labels):
+    """Writes `LATENT_FIGURES` into `folder` for what `model` has: all three
+    for a Gaussian latent, the map alone for `AE`, none for `VQVAE`. Returns
+    the names written."""
+    from keras_vae import plotting
+
+    written = []
+    if plotting.has_gaussian_latent(model):
+        plotting.plot_traversal(model, x, os.path.join(folder, "traversal.png"), max_units=10)
+        plotting.plot_kl_units(model, x, os.path.join(folder, "kl_units.png"))
+        written += ["traversal.png", "kl_units.png"]
+    if not hasattr(model, "pixelcnn"):
+        plotting.plot_latent_map(model, x, os.path.join(folder, "latent_map.png"), labels=labels)
+        written.append("latent_map.png")
+    return written
+
+
+#: How a card's latent-space figures were drawn (the paragraph after them).
+FIGURES_NOTE = ("The latent-space figures are drawn from the shipped weights on the first 2,000 test images "
+                "(`zoo_tools.write_latent_figures`; `python scripts/zoo_figures.py {name}` redraws them).")
+
+
+def figures_markdown(folder):
+    """The card's paragraphs for the `LATENT_FIGURES` present in `folder`."""
+    shown = [f"![{caption}]({name})\n\n" for name, caption in LATENT_FIGURES.items()
+             if os.path.exists(os.path.join(folder, name))]
+    note = FIGURES_NOTE.format(name=os.path.basename(os.path.normpath(folder))) + "\n\n"
+    return "".join(shown) + note if shown else ""
+
+
 def files_section(name, record):
     """The model card's section on the shipped files and how to load them."""
     lines = [f"- `{file_name}`: {info['bytes']} bytes, sha256 `{info['sha256']}`"

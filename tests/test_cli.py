@@ -83,6 +83,37 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     assert logs["nll"] <= -logs["elbo"] + 1.0  # the k=10 bound is at least as tight as the ELBO, up to noise
 
 
+def test_plot_writes_each_chart(trained, tmp_path, tfds_dir, manual_dirs, mnist_binary, capsys):
+    """In-process through `cli.main`, on the fixture's residual IAF / VampPrior
+    model (its units ranked by code variance) and on a 2-d VAE."""
+    out, _ = trained
+    data = ["--data-dir", str(tfds_dir), "--manual-dir", str(manual_dirs["mnist"]), "--num-images", "300"]
+    sizes = {}
+    for kind in ("traversal", "latent-map", "kl-units"):
+        png = tmp_path / f"{kind}.png"
+        assert cli.main(["plot", str(out / "model.keras"), "--kind", kind, "--output", str(png), *data]) == 0
+        assert f"wrote the {kind} of" in capsys.readouterr().out
+        sizes[kind] = matplotlib.image.imread(png).shape[:2]
+    rows, columns = 4, 9  # the fixture's 4 latent units, 9 steps, 28 x 28 images at zoom 3, a title
+    assert sizes == {"traversal": (3 * (rows * 29 - 1) + 30, 3 * (columns * 29 - 1)), "latent-map": (550, 600),
+                     "kl-units": (350, 400)}
+    assert cli.main(["plot", str(out / "model.keras"), "--kind", "manifold", "--output", str(tmp_path / "m.png")]) == 2
+    assert "needs a model with a 2-d vector latent (latent_dim=2). Received: ConvVAE" in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()
+    two_d = tmp_path / "vae2.keras"
+    keras_vae.VAE(latent_dim=2, hidden_units=(8,), seed=0).save(two_d)
+    assert cli.main(["plot", str(two_d), "--kind", "manifold", "--size", "5", "--output", str(tmp_path / "m.png")]) == 0
+    assert matplotlib.image.imread(tmp_path / "m.png").shape[:2] == (318, 288)  # 5 x 29 - 1 px at zoom 2, a title
+    folder = tmp_path / "flat"  # image files in no sub-folders: no labels
+    folder.mkdir()
+    for i, image in enumerate(mnist_binary[:40]):
+        keras.utils.save_img(folder / f"{i}.png", image * 255, scale=False)
+    assert cli.main(["plot", str(two_d), "--kind", "latent-map", "--images", str(folder), "--validation-split",
+                     "0.5", "--output", str(tmp_path / "flat.png")]) == 0
+    assert "flat has no labels; the codes are drawn in one colour" in capsys.readouterr().err
+    assert matplotlib.image.imread(tmp_path / "flat.png").shape[:2] == (550, 600)
+
+
 def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path, capsys):
     result = run("zoo")
     assert result.returncode == 0 and "\nvq_vae_mnist: VQ-VAE" in "\n" + result.stdout

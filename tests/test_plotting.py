@@ -141,3 +141,57 @@ def test_image_summaries_reach_tensorboard(mnist_binary, tmp_path):
         callbacks.ImageSummaries(tmp_path, mnist_binary[:1])
     with pytest.raises(ValueError, match="`every_n_epochs` must be a positive integer. Received: every_n_epochs=0"):
         callbacks.ImageSummaries(tmp_path, mnist_binary[:4], every_n_epochs=0)
+
+
+def test_a_manifold_decodes_the_normal_quantiles_with_z1_upwards(tmp_path):
+    from scipy import stats
+
+    model = _linear_model(means=(0.0, 0.0))
+    size = 4
+    grid = plotting.manifold_grid(model, size=size)
+    quantiles = stats.norm.ppf((np.arange(size) + 0.5) / size)
+    cells = np.stack([grid[r * 5 : r * 5 + 4, c * 5 : c * 5 + 4, 0] for r in range(size) for c in range(size)])
+    cells = cells.reshape(size, size, 16)
+    np.testing.assert_allclose(cells[:, :, 0], np.broadcast_to(0.5 + 0.1 * quantiles, (size, size)), atol=1e-5)
+    np.testing.assert_allclose(cells[:, :, 1], np.broadcast_to(0.5 + 0.1 * quantiles[::-1, None], (size, size)),
+                               atol=1e-5)  # the top row has the largest z[1]
+    np.testing.assert_allclose(cells[:, :, 2:], 0.5, atol=1e-6)
+    path = plotting.plot_manifold(model, tmp_path / "m.png", size=size)
+    side = size * 5 - 1
+    assert matplotlib.image.imread(path).shape[:2] == (round((side * 2 / 100 + 0.3) * 100), side * 2)
+    with pytest.raises(ValueError, match=r"needs a model with a 2-d vector latent .* latent shape \(3,\)"):
+        plotting.manifold_grid(_linear_model())
+    with pytest.raises(ValueError, match="needs the standard normal prior .* Received: prior=VampPrior"):
+        plotting.manifold_grid(VAE(latent_dim=2, hidden_units=(8,), prior="vamp", seed=0))
+
+
+def test_a_latent_map_projects_on_the_principal_directions(mnist_binary, tmp_path):
+    x = mnist_binary[:200]
+    model = VAE(latent_dim=5, hidden_units=(16,), seed=0)
+    points, axes = plotting.latent_map_points(model, x)
+    codes = np.asarray(model.latent(x), "float64")
+    eigenvalues = np.linalg.eigvalsh(np.cov(codes.T))[::-1]
+    np.testing.assert_allclose(np.var(points, axis=0, ddof=1), eigenvalues[:2], rtol=1e-6)
+    assert abs(np.corrcoef(points.T)[0, 1]) < 1e-6  # uncorrelated coordinates
+    assert axes[0] == f"principal direction 1 ({eigenvalues[0] / eigenvalues.sum():.0%} of the variance)"
+    two_d = VAE(latent_dim=2, hidden_units=(16,), seed=0)
+    np.testing.assert_allclose(plotting.latent_map_points(two_d, x)[0], two_d.latent(x), rtol=1e-6)
+    for labels in (None, np.arange(200) % 10):
+        path = plotting.plot_latent_map(model, x, tmp_path / f"map_{labels is None}.png", labels=labels)
+        assert matplotlib.image.imread(path).shape[:2] == (550, 600)
+    with pytest.raises(ValueError, match=r"`labels` must have one label per image \(200\). Received: 3 labels"):
+        plotting.plot_latent_map(model, x, tmp_path / "bad.png", labels=[1, 2, 3])
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_a_kl_chart_is_sized_by_its_units(tmp_path):
+    from keras_vae import AE
+
+    x = np.full((3, 4, 4, 1), 0.5, "float32")
+    path = plotting.plot_kl_units(_linear_model(means=(0.0, 2.0, 1.0, 0.5)), x, tmp_path / "kl.png")
+    assert matplotlib.image.imread(path).shape[:2] == (350, 400)  # the narrowest chart: 4 inches
+    wide = VAE(latent_dim=40, hidden_units=(8,), seed=0)
+    path = plotting.plot_kl_units(wide, np.zeros((3, 28, 28, 1), "float32"), tmp_path / "kl40.png")
+    assert matplotlib.image.imread(path).shape[:2] == (350, 1150)  # 0.25 inch a bar, 1.5 for the axes
+    with pytest.raises(ValueError, match="needs a model with a vector Gaussian latent .* Received: AE"):
+        plotting.plot_kl_units(AE(latent_dim=3, hidden_units=(8,), seed=0), x, tmp_path / "ae.png")

@@ -1,0 +1,58 @@
+"""Writes the latent-space figures (`zoo_tools.LATENT_FIGURES`: a traversal,
+the KL per unit, a map of the codes) into zoo entries from their shipped
+weights, and links them from each card under its reconstructions.
+`train_zoo.py` writes them for the entries it trains; this draws them for
+entries trained before it did (deterministic: the first 2,000 test images).
+
+    python scripts/zoo_figures.py --manual-dir ../shared/data --data-dir .cache/tfds          # every entry
+    python scripts/zoo_figures.py conv_vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from keras_vae import files, zoo  # noqa: E402
+from zoo_tools import FIGURES_NOTE, LATENT_FIGURES, figures_markdown, test_images, write_latent_figures  # noqa: E402
+
+ANCHOR = "![test images (top) and reconstructions (bottom)](reconstructions.png)\n\n"
+
+
+def add_to_card(folder):
+    """Links the figures present in `folder` from its card, under the
+    reconstructions (replacing the links already there)."""
+    path = os.path.join(folder, "README.md")
+    with open(path) as f:
+        card = f.read()
+    if ANCHOR not in card:
+        raise ValueError(f"{path} has no reconstructions image to put the figures under")
+    head, tail = card.split(ANCHOR, 1)
+    ours = [f"![{caption}]({name})\n\n" for name, caption in LATENT_FIGURES.items()] + [FIGURES_NOTE.split("{")[0]]
+    while any(tail.startswith(start) for start in ours):  # the links already there
+        tail = tail.split("\n\n", 1)[1]
+    files.write_text(path, head + ANCHOR + figures_markdown(folder) + tail)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("entries", nargs="*", help="zoo entries (default: all)")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--manual-dir")
+    args = parser.parse_args(argv)
+    for name in args.entries or zoo.names():
+        folder = os.path.join(zoo.ROOT, name)
+        with open(os.path.join(folder, "metrics.json")) as f:
+            dataset = json.load(f).get("dataset") or "mnist"
+        model = zoo.load(name)
+        written = write_latent_figures(model, folder, *test_images(dataset, model, args.data_dir, args.manual_dir))
+        if written:
+            add_to_card(folder)
+        print(f"{name}: {', '.join(written) or 'no latent-space figures (VQ-VAE)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
