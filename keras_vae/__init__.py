@@ -4,10 +4,11 @@ Models (`keras_vae.models`, also importable from here): `BaseVAE` (bring your
 own encoder and decoder), `VAE`, `BetaVAE`, `ConvVAE`, `VQVAE` (with its
 PixelCNN prior) and the deterministic baseline `AE`. Observation models:
 `keras_vae.likelihoods`; posterior families `keras_vae.posteriors`; priors
-`keras_vae.priors`.
+`keras_vae.priors`; samplers fitted after training (`model.fit_sampler`)
+`keras_vae.samplers`.
 Data (`keras_vae.data`): MNIST and Fashion-MNIST through tensorflow-datasets.
 Plots (`keras_vae.plotting`): sample, reconstruction, interpolation and
-latent traversal grids.
+latent traversal grids; latent maps, the manifold of a 2-d latent, KL per unit.
 Pretrained models (`keras_vae.zoo`): `zoo.list()`, `zoo.load(name)`. TF
 Serving export (`keras_vae.export`, or `model.export_serving(base_path,
 version)`). Kill-safe training backups and TensorBoard pictures:
@@ -36,7 +37,7 @@ if _started_as_command():
     # changes nothing.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from keras_vae import likelihoods, posteriors, priors  # noqa: E402
+from keras_vae import likelihoods, posteriors, priors, samplers  # noqa: E402
 from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvVAE  # noqa: E402
 
 _LAZY = ("callbacks", "data", "export", "plotting", "zoo")  # loaded on first use (tensorflow-datasets, matplotlib)
@@ -50,5 +51,5 @@ def __getattr__(name):
 
 __all__ = [
     "AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE",
-    "callbacks", "data", "export", "likelihoods", "plotting", "posteriors", "priors", "zoo",
+    "callbacks", "data", "export", "likelihoods", "plotting", "posteriors", "priors", "samplers", "zoo",
 ]

@@ -328,7 +328,7 @@ def reconstruction_losses(model, ds):
     return np.concatenate([-model.decode(model.latent(x)).log_prob(x).numpy() for x in ds])
 
 
-def resumable_scores(model, ds, k, path, timings, save_every=10):
+def resumable_scores(model, ds, k, path, timings, save_every=1):
     """`model.score(ds, k, seed=0)`, batch by batch, with the finished
     batches kept in `path`: a killed evaluation resumes where it stopped.
     (`score` draws each batch's noise from the same seed, so this equals one

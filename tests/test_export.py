@@ -95,9 +95,11 @@ def trained_models(mnist_binary):
                         posterior=posteriors.IAF(4, hidden_units=(16,), context_size=8)),
         "maf": VAE(latent_dim=4, hidden_units=(32,), seed=0, name="maf", prior=priors.MAFPrior(4, hidden_units=(16,))),
     }
+    models["gmm"] = VAE(latent_dim=4, hidden_units=(32,), seed=0, name="gmm")  # samples from a fitted mixture
     for model in models.values():
         model.compile()
         model.fit(mnist_binary, batch_size=64, epochs=1, verbose=0)
+    models["gmm"].fit_sampler(mnist_binary, components=3)
     return {**models, "vq_vae_mnist": zoo.load("vq_vae_mnist")}
 
 
@@ -114,7 +116,7 @@ def exports(trained_models, tmp_path_factory):
     return Exports()
 
 
-@pytest.mark.parametrize("name", ["vae", "ae", "conv_vae", "vq_vae_mnist", "iaf_vamp", "maf"])
+@pytest.mark.parametrize("name", ["vae", "ae", "conv_vae", "vq_vae_mnist", "iaf_vamp", "maf", "gmm"])
 def test_fresh_tensorflow_process_serves_every_signature_like_keras(name, trained_models, exports, mnist_binary, tmp_path):
     model = trained_models[name]
     x = mnist_binary[:5] if model.likelihood_name == "bernoulli" else mnist_binary[:5] * 0.8

@@ -36,6 +36,7 @@ import tensorflow_probability as tfp
 from keras_vae import likelihoods as likelihoods_lib
 from keras_vae import posteriors as posteriors_lib
 from keras_vae import priors as priors_lib
+from keras_vae import samplers as samplers_lib
 from keras_vae import validation
 from keras_vae.layers import weight_norm
 from keras_vae.models.objective import ObjectiveModel
@@ -84,6 +85,9 @@ class BaseVAE(ObjectiveModel):
             KL is analytic per dimension; otherwise (a flow posterior or
             prior, the VampPrior) the floor holds for the dimensions as one
             group, `max(free_bits * latent_dim, mean_batch KL)`. 0: none.
+        sampler: what `sample` draws z from instead of the prior: `None`
+            (the prior) or a `keras_vae.samplers.GaussianMixtureSampler`;
+            usually set after training by `fit_sampler`.
         **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
 
     Metrics reported by `fit` and `evaluate` (nats per example): `loss` (the
@@ -118,6 +122,7 @@ class BaseVAE(ObjectiveModel):
         seed=None,
         kl_warmup_steps=0,
         free_bits=0.0,
+        sampler=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -186,6 +191,7 @@ class BaseVAE(ObjectiveModel):
         self._iw_samples = None
         self._score_function = None  # traced on the first `score` call
         self._iw_trackers = [keras.metrics.Mean(name="nll"), keras.metrics.Mean(name="bits_per_dim")]
+        self._set_sampler(sampler)
         self.build((None, *self.data_shape))
 
     @staticmethod
@@ -350,13 +356,91 @@ class BaseVAE(ObjectiveModel):
         weight_norm.initialize_from_data(self.decoder, posterior.sample(seed=_stateless_seed(seed)))
 
     def sample(self, num_samples, seed=None):
-        """Draws `num_samples` z from the prior and returns the likelihood means.
+        """Draws `num_samples` z from the prior (or the sampler `fit_sampler`
+        fitted) and returns the likelihood means.
 
         The same integer `seed` gives the same images.
         """
         num_samples = validation.positive_int("num_samples", num_samples)
-        z = self.prior.sample(num_samples, seed=_stateless_seed(seed))
+        z = self.sampling_distribution.sample(num_samples, seed=_stateless_seed(seed))
         return self._likelihood(z).mean()
+
+    # ------------------------------------------------------------------ #
+    # Samplers fitted after training
+    # ------------------------------------------------------------------ #
+    @property
+    def sampling_distribution(self):
+        """What `sample` (and the `sample` serving signature) draws z from:
+        the sampler fitted by `fit_sampler`, else the prior."""
+        return self.prior if self.sampler_layer is None else self.sampler_layer.distribution()
+
+    def _set_sampler(self, sampler):
+        """Replaces the sampler layer (or removes it: `None`), also on a built
+        model: Keras locks a built layer's state, so the swap unlocks it as
+        Keras' own `Dense.enable_lora` does, and untracks the old layer so
+        that its weights leave the model's."""
+        if sampler is not None and not (
+            isinstance(sampler, samplers_lib.GaussianMixtureSampler) and sampler.latent_dim == self.latent_dim
+        ):
+            raise ValueError(
+                f"`sampler` must be None or a keras_vae.samplers.GaussianMixtureSampler over {self.latent_dim} "
+                f"dimensions. Received: sampler={sampler!r}"
+            )
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            old = getattr(self, "sampler_layer", None)
+            if old is not None:
+                self._tracker.untrack(old)
+            self.sampler_layer = sampler
+        finally:
+            if locked:
+                self._tracker.lock()
+
+    def fit_sampler(self, data, kind="gmm", components=10, max_iterations=200, tolerance=1e-4, seed=0,
+                    batch_size=500):
+        """Makes `sample` draw z from a distribution fitted to the codes of
+        `data` (usually the training images) rather than from the prior.
+
+        Args:
+            data: images, an array `[N, *data_shape]` or a `tf.data.Dataset`
+                of batches (of images or `(images, ...)` tuples).
+            kind: `"gmm"`: a Gaussian mixture with full covariances fitted by
+                EM to the codes `latent(x)` (`keras_vae.samplers`); `"prior"`:
+                back to the prior (`data` is not read).
+            components: mixture components.
+            max_iterations, tolerance: EM stops after this many iterations or
+                when the mean log-likelihood gains less than `tolerance` nats.
+            seed: the k-means++ seeding of the first EM step.
+            batch_size: images encoded at once (arrays).
+
+        Returns:
+            The EM history: the codes' mean log-likelihood (nats per code)
+            at each iteration, non-decreasing (`[]` for `kind="prior"`).
+
+        The sampler is saved with the model (`.keras`, `export_serving`'s
+        `sample` signature). Fit it on the training set's codes: fitted to
+        the test set, samples would be judged on what they were fitted to.
+        """
+        kind = validation.choice("kind", kind, samplers_lib.KINDS)
+        if kind == "prior":
+            self._set_sampler(None)
+            return []
+        components = validation.positive_int("components", components)
+        batch_size = validation.positive_int("batch_size", batch_size)
+        self._check_data("data", data)
+        data = validation.input_part(data)
+        if isinstance(data, tf.data.Dataset):
+            batches = (keras.utils.unpack_x_y_sample_weight(batch)[0] for batch in data)
+        else:
+            data = np.asarray(data)
+            batches = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
+        codes = np.concatenate([np.asarray(self.latent(tf.convert_to_tensor(b, tf.float32))) for b in batches])
+        with self.distribute_strategy.scope():
+            sampler = samplers_lib.GaussianMixtureSampler(self.latent_dim, components, name="sampler")
+        history = sampler.fit(codes, max_iterations=max_iterations, tolerance=tolerance, seed=seed)
+        self._set_sampler(sampler)
+        return history
 
     # ------------------------------------------------------------------ #
     # Importance-weighted likelihood
@@ -714,9 +798,10 @@ class BaseVAE(ObjectiveModel):
         return {"images": self._sample_graph(num_images, tf.stack([seed, 0]))}
 
     def _sample_graph(self, num_images, seed):
-        """Likelihood means at `num_images` prior draws, stateless `seed` `[2]`
-        (what `sample(n, seed)` returns)."""
-        return self._likelihood(self.prior.sample(num_images, seed=seed)).mean()
+        """Likelihood means at `num_images` draws of `sampling_distribution`
+        (the prior unless `fit_sampler` set one), stateless `seed` `[2]` (what
+        `sample(n, seed)` returns)."""
+        return self._likelihood(self.sampling_distribution.sample(num_images, seed=seed)).mean()
 
     def _serve_score(self, images, num_samples):
         num_samples = _at_least(num_samples, 1, "num_samples")
@@ -745,6 +830,8 @@ class BaseVAE(ObjectiveModel):
                 posterior=keras.saving.serialize_keras_object(self.posterior_layer),
                 prior=keras.saving.serialize_keras_object(self.prior_layer),
             )
+        if self.sampler_layer is not None:
+            config["sampler"] = keras.saving.serialize_keras_object(self.sampler_layer)
         return config
 
     def get_config(self):
@@ -757,7 +844,7 @@ class BaseVAE(ObjectiveModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "decoder", "likelihood", "posterior", "prior"):
+        for key in ("encoder", "decoder", "likelihood", "posterior", "prior", "sampler"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

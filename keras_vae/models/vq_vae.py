@@ -312,6 +312,14 @@ class VQVAE(BaseVAE):
         codes = self.pixelcnn.sample(num_samples, seed=seed, temperature=temperature)
         return self._likelihood(self.quantizer.lookup(codes)).mean()
 
+    def fit_sampler(self, data, kind="gmm", **kwargs):
+        """Refused: a VQ-VAE's samples come from its PixelCNN prior over code
+        maps (`train_prior`), not from a distribution over a vector latent."""
+        raise ValueError(
+            "`fit_sampler` fits a distribution to vector codes; a VQVAE draws its code maps from its PixelCNN "
+            f"prior instead (train it with `train_prior`). Received: fit_sampler(kind={kind!r}) on a VQVAE"
+        )
+
     def get_config(self):
         config = self._common_config()
         config.pop("latent_dim")
