@@ -38,7 +38,7 @@ if _started_as_command():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from keras_vae import likelihoods, posteriors, priors, samplers  # noqa: E402
-from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvVAE  # noqa: E402
+from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvAE, ConvVAE  # noqa: E402
 
 _LAZY = ("callbacks", "data", "export", "plotting", "zoo")  # loaded on first use (tensorflow-datasets, matplotlib)
 
@@ -50,6 +50,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AE", "BaseVAE", "BetaVAE", "ConvVAE", "VAE", "VQVAE",
+    "AE", "BaseVAE", "BetaVAE", "ConvAE", "ConvVAE", "VAE", "VQVAE",
     "callbacks", "data", "export", "likelihoods", "plotting", "posteriors", "priors", "samplers", "zoo",
 ]

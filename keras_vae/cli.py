@@ -26,8 +26,8 @@ import time
 from keras_vae import likelihoods, posteriors, priors, validation
 from keras_vae.models.base import OBJECTIVES
 
-MODELS = ("vae", "beta_vae", "conv_vae", "ae", "vq_vae")
-VAES = ("vae", "beta_vae", "conv_vae", "ae")
+MODELS = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae", "vq_vae")
+VAES = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae")
 #: `--optimizer` choices -> `keras.optimizers` classes.
 OPTIMIZERS = {"adam": "Adam", "adamax": "Adamax", "sgd": "SGD"}
 #: `keras-vae plot --kind` choices.
@@ -237,11 +237,11 @@ def _model_kwargs(args):
         "kl_warmup_steps": ("vae", "beta_vae", "conv_vae"),
         "free_bits": ("vae", "beta_vae", "conv_vae"),
         "hidden_units": ("vae", "beta_vae", "ae"),
-        "filters": ("conv_vae", "vq_vae"),
+        "filters": ("conv_vae", "conv_ae", "vq_vae"),
         "activation": MODELS,
-        "network": ("conv_vae",),
-        "blocks_per_stage": ("conv_vae",),
-        "weight_norm": ("conv_vae",),
+        "network": ("conv_vae", "conv_ae"),
+        "blocks_per_stage": ("conv_vae", "conv_ae"),
+        "weight_norm": ("conv_vae", "conv_ae"),
         "beta": ("beta_vae", "vq_vae"),
         "capacity": ("beta_vae",),
         "gamma": ("beta_vae",),
@@ -338,7 +338,7 @@ def train(args):
             f"Received: --train-examples={args.train_examples}, --batch-size={args.batch_size}"
         )
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
-               "ae": keras_vae.AE, "vq_vae": keras_vae.VQVAE}
+               "ae": keras_vae.AE, "conv_ae": keras_vae.ConvAE, "vq_vae": keras_vae.VQVAE}
     kwargs = _model_kwargs(args)
     kwargs.setdefault("likelihood", _default_likelihood(args, args.model))
     out = args.output_dir or os.path.join("runs", f"{args.model}_{_source_name(args)}")

@@ -96,16 +96,26 @@ def check_files(name):
     `ValueError` naming the file when one is missing, truncated or altered."""
     folder = entry_dir(name)
     for file_name, expected in _preset(name)["files"].items():
-        path = os.path.join(folder, file_name)
-        if not os.path.isfile(path):
-            raise ValueError(f"zoo entry {name!r} is incomplete: {path} is missing. Reinstall keras-vae.")
-        size, digest = os.path.getsize(path), _sha256(path)
-        if (size, digest) != (expected["bytes"], expected["sha256"]):
-            raise ValueError(
-                f"zoo entry {name!r}: {path} is corrupted or truncated (expected {expected['bytes']} "
-                f"bytes with sha256 {expected['sha256']}; found {size} bytes with sha256 {digest}). "
-                "Restore it (git checkout, or reinstall keras-vae) before loading."
-            )
+        check_file(f"zoo entry {name!r}", os.path.join(folder, file_name), expected)
+
+
+def check_file(what, path, expected):
+    """Raises a `ValueError` naming `what` and `path` unless the file at
+    `path` has `expected["bytes"]` bytes and sha256 `expected["sha256"]`."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} is incomplete: {path} is missing. Reinstall keras-vae.")
+    size, digest = os.path.getsize(path), _sha256(path)
+    if (size, digest) != (expected["bytes"], expected["sha256"]):
+        raise ValueError(
+            f"{what}: {path} is corrupted or truncated (expected {expected['bytes']} "
+            f"bytes with sha256 {expected['sha256']}; found {size} bytes with sha256 {digest}). "
+            "Restore it (git checkout, or reinstall keras-vae) before loading."
+        )
+
+
+def file_record(path):
+    """`{"sha256": ..., "bytes": ...}` of the file at `path`."""
+    return {"sha256": _sha256(path), "bytes": os.path.getsize(path)}
 
 
 def class_of(name):
@@ -153,13 +163,11 @@ def save_entry(model, folder, description, metrics):
         "description": description,
         "metrics": metrics,
         "files": {
-            file_name: {"sha256": _sha256(os.path.join(folder, file_name)),
-                        "bytes": os.path.getsize(os.path.join(folder, file_name))}
-            for file_name in (CONFIG_FILE, WEIGHTS_FILE)
+            file_name: file_record(os.path.join(folder, file_name)) for file_name in (CONFIG_FILE, WEIGHTS_FILE)
         },
     }
     files.write_text(os.path.join(folder, PRESET_FILE), json.dumps(preset, indent=2) + "\n")
     return preset
 
 
-__all__ = ["check_files", "class_of", "entry_dir", "load", "names", "list", "save_entry"]
+__all__ = ["check_file", "check_files", "class_of", "file_record", "entry_dir", "load", "names", "list", "save_entry"]

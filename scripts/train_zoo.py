@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import keras_vae  # noqa: E402
 from keras_vae import callbacks, data, files, plotting  # noqa: E402
 from zoo_tools import (  # noqa: E402
-    CHECK_EXAMPLES, Timings, figures_markdown, files_section, run_record, test_images, write_entry,
+    CHECK_EXAMPLES, Timings, figures_markdown, files_section, quality_markdown, run_record, test_images, write_entry,
     write_latent_figures,
 )
 
@@ -370,7 +370,7 @@ def measure(args, recipe, model, timings):
     logs = model.evaluate(test, return_dict=True, verbose=0)
     steps = int(model.optimizer.iterations.numpy())
     check = dataset(args, recipe, "test", training=False, num_examples=CHECK_EXAMPLES, batch_size=100)
-    if isinstance(model, keras_vae.AE):  # no density: reconstruction only
+    if not model.defines_density:  # AE, ConvAE: reconstruction only
         metrics = {
             "test_reconstruction_loss": logs["reconstruction_loss"],
             "check_reconstruction_loss": float(reconstruction_losses(model, check).mean()),
@@ -476,7 +476,7 @@ Wall time on a 2-core CPU machine without GPU (shared with other work):
 training {fit_time}, evaluation {t.get("evaluation", 0) / 60:.1f} min.
 Run on {record["date"]} with TensorFlow {record["versions"]["tensorflow"]}, Keras {record["versions"]["keras"]}.
 
-## Protocol
+{quality_markdown(args.output_dir)}## Protocol
 
 Command (from the repository root; `--manual-dir` points at the official
 files for machines without internet):
@@ -502,6 +502,9 @@ def main(argv=None):
     print(json.dumps(metrics, indent=2), flush=True)
 
     os.makedirs(args.output_dir, exist_ok=True)
+    stale = os.path.join(args.output_dir, "sample_quality.json")  # measured on the weights this run replaces
+    if os.path.exists(stale):
+        os.remove(stale)
     plotting.plot_samples(model, os.path.join(args.output_dir, "samples.png"), num_samples=64, seed=0)
     test_batch = next(iter(dataset(args, recipe, "test", training=False, num_examples=16, batch_size=16)))
     plotting.plot_reconstructions(model, test_batch, os.path.join(args.output_dir, "reconstructions.png"))

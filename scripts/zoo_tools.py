@@ -92,19 +92,45 @@ LATENT_FIGURES = {
 }
 
 
-def test_images(dataset, model, data_dir, manual_dir, count=2000):
-    """The first `count` test images of `dataset` in the pixel values
+def split_images(dataset, model, split="test", data_dir=None, manual_dir=None, count=2000):
+    """The first `count` images of `dataset`'s `split` in the pixel values
     `model`'s likelihood models (binarized with seed 0 for a Bernoulli
-    likelihood), and their labels."""
+    likelihood), and their labels, as numpy arrays."""
     from keras_vae import data
 
     values = model.likelihood.values
-    ds = data.load_dataset(dataset, split="test", batch_size=count, num_examples=count, shuffle=False, seed=0,
+    ds = data.load_dataset(dataset, split=split, batch_size=count, num_examples=count, shuffle=False, seed=0,
                            binarize="static" if values == "binary" else None,
                            values="unit" if values == "binary" else values, with_labels=True,
                            data_dir=data_dir, manual_dir=manual_dir)
     x, labels = next(iter(ds))
     return x.numpy(), labels.numpy()
+
+
+def test_images(dataset, model, data_dir=None, manual_dir=None, count=2000):
+    """`split_images` of the test split."""
+    return split_images(dataset, model, "test", data_dir, manual_dir, count)
+
+
+#: The card section `scripts/sample_quality.py` writes.
+QUALITY_HEADING = "## Sample quality"
+
+
+def quality_markdown(folder):
+    """The card's sample-quality section from `folder/sample_quality.json`
+    (written by `scripts/sample_quality.py`), or "" when there is none."""
+    path = os.path.join(folder, "sample_quality.json")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        q = json.load(f)
+    rows = "\n".join(f"| {r['sampler']} | **{r['frechet_distance']:.2f}** |" for r in q["rows"])
+    return (f"{QUALITY_HEADING}\n\n"
+            f"Fréchet distance between {q['num_samples']:,} samples and the {q['reference']} in the features of "
+            f"the package's {q['classifier']} (`keras_vae.quality`; not FID, whose Inception weights cannot be "
+            f"had here); lower is better. Real training images score {q['real_images']:.2f} on the same protocol.\n\n"
+            f"| sampler | Fréchet distance |\n|---|---|\n{rows}\n\n"
+            f"Command: `{q['command']}` ({q['date']}, {q['wall_seconds'] / 60:.1f} min for all entries).\n\n")
 
 
 def write_latent_figures(model, folder, x, labels):

@@ -2,12 +2,17 @@ import numpy as np
 import pytest
 from model_test_case import ModelTests
 
-from keras_vae import AE
+from keras_vae import AE, ConvAE
 
 
 class TestAE(ModelTests):
     model_class = AE
     init_kwargs = {"latent_dim": 4, "hidden_units": (64,)}
+
+
+class TestConvAE(ModelTests):
+    model_class = ConvAE
+    init_kwargs = {"latent_dim": 4, "filters": (8, 16)}
 
 
 def test_deterministic_code_and_no_kl(mnist_binary):
