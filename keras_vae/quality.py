@@ -65,8 +65,11 @@ def features(images, dataset="mnist", batch_size=1000):
     if images.size and (images.min() < 0 or images.max() > 1):
         raise ValueError("`images` must be grey levels in [0, 1] (8-bit values divided by 255). "
                          f"Received: values in [{images.min():g}, {images.max():g}]")
-    net = classifier(dataset)
-    extractor = keras.Model(net.inputs, net.get_layer(FEATURE_LAYER).output)
+    key = (dataset, FEATURE_LAYER)
+    if key not in _loaded:  # built once: every call would otherwise make a new Keras model
+        net = classifier(dataset)
+        _loaded[key] = keras.Model(net.inputs, net.get_layer(FEATURE_LAYER).output)
+    extractor = _loaded[key]
     return np.asarray(extractor.predict(images, batch_size=batch_size, verbose=0), "float64")
 
 
