@@ -21,7 +21,7 @@ import numpy as np
 from keras_vae import validation, zoo
 
 #: Datasets with a shipped feature classifier.
-CLASSIFIERS = ("mnist",)
+CLASSIFIERS = ("mnist", "fashion_mnist")
 CLASSIFIER_FILE, RECORD_FILE = "model.keras", "classifier.json"
 #: Name of the classifier's feature layer.
 FEATURE_LAYER = "features"
@@ -55,10 +55,11 @@ def classifier(dataset="mnist"):
 
 
 def features(images, dataset="mnist", batch_size=1000):
-    """`[N, 128]` float64: the classifier's feature-layer activations of
-    `images`, grey levels in [0, 1] of shape `[N, 28, 28, 1]`."""
+    """`[N, 128]` float64: the feature-layer activations of `dataset`'s
+    classifier for `images`, grey levels in [0, 1] of shape `[N, 28, 28, 1]`."""
     import keras
 
+    dataset = validation.choice("dataset", dataset, CLASSIFIERS)
     images = np.asarray(images, "float32")
     if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
         raise ValueError(f"`images` must have shape (N, 28, 28, 1). Received: images.shape={images.shape}")

@@ -27,22 +27,29 @@ def test_the_frechet_distance_matches_scipy_and_its_special_cases():
         quality.frechet_distance(a, np.zeros(5))
 
 
-@pytest.fixture(scope="module")
-def grey_test(tfds_dir, manual_dirs):
+def grey_images(dataset, tfds_dir, manual_dirs, count=2000):
     from keras_vae import data
 
-    ds = data.load_dataset("mnist", split="test", batch_size=2000, num_examples=2000, shuffle=False,
-                           with_labels=True, data_dir=str(tfds_dir), manual_dir=str(manual_dirs["mnist"]))
+    ds = data.load_dataset(dataset, split="test", batch_size=count, num_examples=count, shuffle=False,
+                           with_labels=True, data_dir=str(tfds_dir), manual_dir=str(manual_dirs[dataset]))
     x, y = next(iter(ds))
     return x.numpy(), y.numpy()
 
 
-def test_the_shipped_classifier_reaches_its_card_accuracy(grey_test):
-    x, y = grey_test
-    record = quality.classifier_record("mnist")
-    accuracy = np.mean(np.argmax(quality.classifier("mnist").predict(x[:1000], verbose=0), -1) == y[:1000])
-    assert accuracy >= record["test_accuracy"] - 0.01 and record["test_accuracy"] > 0.99
-    assert quality.features(x[:10]).shape == (10, 128)
+@pytest.fixture(scope="module")
+def grey_test(tfds_dir, manual_dirs):
+    return grey_images("mnist", tfds_dir, manual_dirs)
+
+
+@pytest.mark.parametrize("dataset, floor", [("mnist", 0.99), ("fashion_mnist", 0.88)])
+def test_each_shipped_classifier_reaches_its_card_accuracy(dataset, floor, tfds_dir, manual_dirs):
+    assert dataset in quality.CLASSIFIERS
+    x, y = grey_images(dataset, tfds_dir, manual_dirs, count=1000)
+    record = quality.classifier_record(dataset)
+    assert record["dataset"] == dataset and record["test_accuracy"] > floor
+    accuracy = np.mean(np.argmax(quality.classifier(dataset).predict(x, verbose=0), -1) == y)
+    assert accuracy >= record["test_accuracy"] - 0.02
+    assert quality.features(x[:10], dataset).shape == (10, 128)
 
 
 def test_a_trained_model_scores_closer_to_real_images_than_an_untrained_one(grey_test):
@@ -63,7 +70,7 @@ def test_bad_images_and_a_damaged_classifier_are_named(tmp_path, monkeypatch):
         quality.features(np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match=r"`images` must be grey levels in \[0, 1\].*\[0, 255\]"):
         quality.features(np.full((2, 28, 28, 1), 255.0) * np.arange(2)[:, None, None, None])
-    with pytest.raises(ValueError, match=r"`dataset` must be one of \('mnist',\). Received: dataset='cifar10'"):
+    with pytest.raises(ValueError, match=r"`dataset` must be one of \('mnist', 'fashion_mnist'\). Received: dataset='cifar10'"):
         quality.classifier("cifar10")
     damaged = tmp_path / "mnist_classifier"
     shutil.copytree(quality.classifier_dir("mnist"), damaged)
