@@ -2,7 +2,10 @@
 
 Models (`keras_vae.models`, also importable from here): `BaseVAE` (bring your
 own encoder and decoder), `VAE`, `BetaVAE`, `ConvVAE`, `VQVAE` (with its
-PixelCNN prior) and the deterministic baseline `AE`. Observation models:
+PixelCNN prior), the disentanglement family `BetaTCVAE`, `FactorVAE`,
+`DIPVAE` (on `keras_vae.penalties`) and the deterministic baseline `AE`.
+Disentanglement metrics: `keras_vae.disentanglement`; the dSprites factor
+grid, rendered or from TFDS: `keras_vae.sprites`. Observation models:
 `keras_vae.likelihoods`; posterior families `keras_vae.posteriors`; priors
 `keras_vae.priors`; samplers fitted after training (`model.fit_sampler`)
 `keras_vae.samplers`.
@@ -37,10 +40,10 @@ if _started_as_command():
     # changes nothing.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from keras_vae import likelihoods, posteriors, priors, samplers  # noqa: E402
-from keras_vae.models import AE, VAE, VQVAE, BaseVAE, BetaVAE, ConvAE, ConvVAE  # noqa: E402
+from keras_vae import likelihoods, penalties, posteriors, priors, samplers  # noqa: E402
+from keras_vae.models import AE, DIPVAE, VAE, VQVAE, BaseVAE, BetaTCVAE, BetaVAE, ConvAE, ConvVAE, FactorVAE  # noqa: E402,E501
 
-_LAZY = ("callbacks", "data", "export", "plotting", "zoo")  # loaded on first use (tensorflow-datasets, matplotlib)
+_LAZY = ("callbacks", "data", "disentanglement", "export", "plotting", "sprites", "zoo")  # loaded on first use (tensorflow-datasets, matplotlib)
 
 
 def __getattr__(name):
@@ -50,6 +53,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AE", "BaseVAE", "BetaVAE", "ConvAE", "ConvVAE", "VAE", "VQVAE",
-    "callbacks", "data", "export", "likelihoods", "plotting", "posteriors", "priors", "samplers", "zoo",
+    "AE", "BaseVAE", "BetaTCVAE", "BetaVAE", "ConvAE", "ConvVAE", "DIPVAE", "FactorVAE", "VAE", "VQVAE",
+    "callbacks", "data", "disentanglement", "export", "likelihoods", "penalties", "plotting", "posteriors", "priors",
+    "samplers", "sprites", "zoo",
 ]

@@ -1,5 +1,5 @@
 """The `keras-vae` command line: `train`, `train-prior`, `sample`, `plot`,
-`evaluate`, `export`, `zoo`.
+`evaluate`, `disentanglement`, `export`, `zoo`.
 
     keras-vae train conv_vae --dataset mnist --epochs 5 --output-dir runs/conv_vae
     keras-vae sample runs/conv_vae/model.keras --output samples.png
@@ -9,6 +9,8 @@
     keras-vae train vq_vae --epochs 30 --likelihood-scale 0.218
     keras-vae train-prior runs/vq_vae_mnist/model.keras --epochs 30
     keras-vae sample runs/vq_vae_mnist/model.keras --temperature 0.8
+
+    keras-vae disentanglement runs/factor_vae/model.keras --dataset sprites   # metrics as JSON
 
     keras-vae zoo                                    # the pretrained entries
     keras-vae sample vq_vae_mnist                    # a zoo name works wherever a .keras file does
@@ -32,6 +34,8 @@ VAES = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae")
 OPTIMIZERS = {"adam": "Adam", "adamax": "Adamax", "sgd": "SGD"}
 #: `keras-vae plot --kind` choices.
 PLOTS = ("traversal", "latent-map", "manifold", "kl-units")
+#: `keras-vae disentanglement --dataset`: the rendered dSprites grid, or the original through TFDS.
+DISENTANGLEMENT_DATASETS = ("sprites", "dsprites")
 
 
 def _checked(convert, check, expected):
@@ -218,6 +222,22 @@ def build_parser():
     export.add_argument("--name", help="model name in TF Serving (default: the model's name)")
     export.add_argument("--version", type=POSITIVE_INT, default=1)
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+
+    metrics = sub.add_parser("disentanglement",
+                             help="disentanglement metrics of a saved model on a ground-truth dataset, as JSON")
+    metrics.add_argument("model_path")
+    metrics.add_argument("--dataset", choices=DISENTANGLEMENT_DATASETS, default="sprites",
+                         help="sprites: the package's rendering of the dSprites factor grid; dsprites: the "
+                         "original through TFDS (downloads it)")
+    metrics.add_argument("--metrics", type=_name_list, help="comma-separated metric names (default: all of "
+                         "beta_vae, factor_vae, mig, dci, sap, modularity_explicitness)")
+    metrics.add_argument("--num-train", type=POSITIVE_INT,
+                         help="training points of every metric (default: each metric's own, 10,000)")
+    metrics.add_argument("--num-test", type=POSITIVE_INT,
+                         help="evaluation points of every metric (default: each metric's own, 5,000)")
+    metrics.add_argument("--seed", type=SEED, default=0)
+    metrics.add_argument("--data-dir", help="TFDS data directory (--dataset dsprites)")
+    metrics.add_argument("--output", help="also write the JSON to this file")
 
     sub.add_parser("zoo", help="list the pretrained models")
     return parser
@@ -545,6 +565,36 @@ def evaluate(args):
     return 0
 
 
+def _name_list(text):
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def disentanglement(args):
+    from keras_vae import disentanglement as metrics_lib
+    from keras_vae import sprites
+
+    model = _load(args.model_path)
+    if tuple(model.data_shape) != sprites.IMAGE_SHAPE:
+        raise ValueError(f"`model_path` must hold a model of {sprites.IMAGE_SHAPE} images for --dataset "
+                         f"{args.dataset}. Received: a {type(model).__name__} of {tuple(model.data_shape)} images")
+    data = sprites.ground_truth("tfds" if args.dataset == "dsprites" else "rendered", data_dir=args.data_dir)
+    names = metrics_lib.METRICS if args.metrics is None else args.metrics
+    settings = {}
+    for name in names:
+        validation.choice("--metrics", name, metrics_lib.METRICS)
+        accepted = metrics_lib.settings_of(name)
+        chosen = {key: value for key, value in (("num_train", args.num_train), ("num_test", args.num_test),
+                                                ("num_eval", args.num_test)) if value is not None and key in accepted}
+        if chosen:
+            settings[name] = chosen
+    scores = metrics_lib.evaluate(metrics_lib.representation(model), data, names, seed=args.seed, settings=settings)
+    result = {"model": args.model_path, "dataset": args.dataset, "seed": args.seed, "settings": settings, **scores}
+    if args.output:
+        _write_json(result, args.output)
+    print(json.dumps(result))
+    return 0
+
+
 def export(args):
     model = _load(args.model_path)
     path = model.export_serving(args.base_path, args.version, args.name, overwrite=args.overwrite)
@@ -567,7 +617,7 @@ def main(argv=None):
 
     try:
         commands = {"train": train, "train-prior": train_prior, "sample": sample, "plot": plot,
-                    "evaluate": evaluate,
+                    "evaluate": evaluate, "disentanglement": disentanglement,
                     "export": export, "zoo": list_zoo}
         return commands[args.command](args)
     except (ValueError, OSError, DatasetUnavailableError) as err:  # OSError: unwritable paths and the like

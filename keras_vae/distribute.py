@@ -68,6 +68,19 @@ def strategy(name="default"):
     return tf.distribute.get_strategy()
 
 
+def global_batch(tensor):
+    """`tensor`, this replica's rows `[b, ...]`, joined with every other
+    replica's in replica order: `[global batch, ...]`, the rows one device
+    would hold (identity with one replica). For batch statistics (a total
+    correlation estimate, a covariance) that must not depend on how a batch
+    is split. The gradient of a term computed on the result reaches each
+    replica's own rows, summed over the replicas that computed it."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return tensor
+    return ctx.all_gather(tensor, axis=0)
+
+
 def is_multi_worker(strategy_=None):
     """Whether `strategy_` (default: the current one) spans several workers."""
     strategy_ = strategy_ or tf.distribute.get_strategy()

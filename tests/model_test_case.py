@@ -111,7 +111,8 @@ class ModelTests:
         for a, b in zip(single.weights, mirrored.weights):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, err_msg=a.path)
         for name in h1:
-            np.testing.assert_allclose(h1[name], h2[name], rtol=1e-5, err_msg=name)
+            # atol: a term that is a near-cancellation (a total correlation of ~1e-4) differs in float32 rounding.
+            np.testing.assert_allclose(h1[name], h2[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
     # ------------------------------------------------------------ bad input
     def test_bad_inputs_raise_clear_errors(self, x):

@@ -244,6 +244,9 @@ models = {
     "ae": lambda: keras_vae.AE(latent_dim=4, hidden_units=(32,), seed=0),
     "vq_vae": lambda: keras_vae.VQVAE(num_codes=16, code_dim=4, filters=(8, 16), prior_filters=8, prior_layers=2,
                                       codebook_update="ema", seed=0),
+    # A second optimizer (the discriminator's) and a global-batch statistic (all-gathered codes).
+    "factor_vae": lambda: keras_vae.FactorVAE(data_shape=(28, 28, 1), latent_dim=4, network="conv",
+                                              filters=(8, 16), kernel_size=3, hidden_units=(16,), seed=0),
 }
 for name, build in models.items():
     keras.utils.set_random_seed(0)
@@ -256,6 +259,8 @@ for name, build in models.items():
     if grey:
         model.fit_prior(images(None), epochs=2, batch_size=64, verbose=0)
         steps += int(model.pixelcnn.optimizer.iterations.numpy())
+    if name == "factor_vae":
+        steps += int(model.discriminator_optimizer.iterations.numpy())
     print(name, steps, round(history.history["loss"][-1], 4),
           "weights sha256", files.weights_fingerprint(model), flush=True)
     if name == "vae":
@@ -277,10 +282,10 @@ def test_every_zoo_model_trains_on_two_workers(tmp_path, tfds_dir, manual_dirs):
     logs = [(tmp_path / f"worker-{i}.log").read_text() for i in range(2)]
     assert code == 0, logs[0][-3000:] + logs[1][-3000:]
     results = [re.findall(r"^(\w+) (\d+) (\S+) weights sha256 (\w+)$", log, re.M) for log in logs]
-    assert [r[0] for r in results[0]] == ["vae", "beta_vae_capacity", "conv_vae", "ae", "vq_vae"]
+    assert [r[0] for r in results[0]] == ["vae", "beta_vae_capacity", "conv_vae", "ae", "vq_vae", "factor_vae"]
     assert results[0] == results[1]
-    for name, steps, loss, _ in results[0]:  # 2 epochs of 8 steps (and as many for the prior)
-        assert int(steps) == (32 if name == "vq_vae" else 16) and np.isfinite(float(loss)), name
+    for name, steps, loss, _ in results[0]:  # 2 epochs of 8 steps (and as many for the prior, the discriminator)
+        assert int(steps) == (32 if name in ("vq_vae", "factor_vae") else 16) and np.isfinite(float(loss)), name
     # Both workers exported; the chief's SavedModel is the one kept.
     assert os.listdir(tmp_path / "serving" / "vae") == ["1"]
     assert (tmp_path / "serving" / "vae" / "1" / "saved_model.pb").is_file()

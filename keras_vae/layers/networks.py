@@ -67,19 +67,22 @@ def _downsampling(filters, kernel_size, activation, dtype):
     ]
 
 
-def _upsampling(filters, kernel_size, activation, data_shape, dtype):
+def _upsampling(filters, kernel_size, activation, data_shape, dtype, last_doubles=False):
     """Conv2DTranspose(f, stride 2) for f in filters, a stride-1 Conv2DTranspose
     to the data's channels, then a crop of the rows/columns the upsampling adds
-    when H or W is not a multiple of 2**len(filters)."""
+    when H or W is not a multiple of 2**len(filters). With `last_doubles` the
+    layer to the channels is the last stride-2 one, after `filters[1:]` (the
+    first of `filters` is the reshaped map's)."""
     channels = data_shape[-1]
     layers = [
         keras.layers.Conv2DTranspose(
             f, kernel_size, strides=2, padding="same", activation=activation, dtype=dtype
         )
-        for f in filters
+        for f in (filters[1:] if last_doubles else filters)
     ]
     layers.append(
-        keras.layers.Conv2DTranspose(channels, kernel_size, padding="same", dtype=dtype, name="params")
+        keras.layers.Conv2DTranspose(channels, kernel_size, strides=2 if last_doubles else 1, padding="same",
+                                     dtype=dtype, name="params")
     )
     crop = _crop_to(data_shape, len(filters), dtype)
     return layers + ([crop] if crop else [])
@@ -102,25 +105,32 @@ def _smallest_map(data_shape, num_downsamplings):
 
 
 def conv_encoder(
-    data_shape, filters, kernel_size, activation, output_units, dtype=None, name="encoder", input_scale=1.0
+    data_shape, filters, kernel_size, activation, output_units, dtype=None, name="encoder", input_scale=1.0,
+    hidden_units=(),
 ):
-    """[Rescaling] -> Conv2D(filters[i], stride 2, same padding) ... -> Flatten -> Dense(output_units)."""
+    """[Rescaling] -> Conv2D(filters[i], stride 2, same padding) ... -> Flatten ->
+    Dense(hidden_units[i], activation) ... -> Dense(output_units)."""
     layers = [*_inputs(data_shape, input_scale, dtype), *_downsampling(filters, kernel_size, activation, dtype)]
-    layers += [keras.layers.Flatten(dtype=dtype), keras.layers.Dense(output_units, dtype=dtype, name="params")]
+    layers.append(keras.layers.Flatten(dtype=dtype))
+    layers += [keras.layers.Dense(u, activation=activation, dtype=dtype) for u in hidden_units]
+    layers.append(keras.layers.Dense(output_units, dtype=dtype, name="params"))
     return keras.Sequential(layers, name=name)
 
 
 def conv_decoder(
-    latent_dim, filters, kernel_size, activation, data_shape, dtype=None, name="decoder"
+    latent_dim, filters, kernel_size, activation, data_shape, dtype=None, name="decoder", hidden_units=(),
+    last_doubles=False,
 ):
-    """Mirror of `conv_encoder` for any `H x W x C`: Dense -> Reshape to the
-    encoder's smallest feature map -> the upsampling stack."""
+    """Mirror of `conv_encoder` for any `H x W x C`: Dense(hidden_units[i],
+    activation) ... -> Dense -> Reshape to the encoder's smallest feature map
+    -> the upsampling stack (`_upsampling`, `last_doubles`)."""
     h, w = _smallest_map(data_shape, len(filters))
     layers = [
         keras.Input(shape=(latent_dim,)),
+        *[keras.layers.Dense(u, activation=activation, dtype=dtype) for u in hidden_units],
         keras.layers.Dense(h * w * filters[0], activation=activation, dtype=dtype),
         keras.layers.Reshape((h, w, filters[0]), dtype=dtype),
-        *_upsampling(filters, kernel_size, activation, data_shape, dtype),
+        *_upsampling(filters, kernel_size, activation, data_shape, dtype, last_doubles),
     ]
     return keras.Sequential(layers, name=name)
 

@@ -34,6 +34,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae import likelihoods as likelihoods_lib
+from keras_vae import penalties as penalties_lib
 from keras_vae import posteriors as posteriors_lib
 from keras_vae import priors as priors_lib
 from keras_vae import samplers as samplers_lib
@@ -88,6 +89,12 @@ class BaseVAE(ObjectiveModel):
         sampler: what `sample` draws z from instead of the prior: `None`
             (the prior) or a `keras_vae.samplers.GaussianMixtureSampler`;
             usually set after training by `fit_sampler`.
+        penalty: `None` (the ELBO's KL) or a `keras_vae.penalties.Penalty`
+            that the loss adds in place of the KL (beta-TCVAE, FactorVAE,
+            DIP-VAE); its parts are reported as metrics and `elbo` stays
+            the unweighted bound. A penalty with a network of its own
+            (`FactorDiscriminator`) trains it with a second optimizer,
+            `compile(discriminator_optimizer=...)`.
         **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
 
     Metrics reported by `fit` and `evaluate` (nats per example): `loss` (the
@@ -123,6 +130,7 @@ class BaseVAE(ObjectiveModel):
         kl_warmup_steps=0,
         free_bits=0.0,
         sampler=None,
+        penalty=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -154,6 +162,7 @@ class BaseVAE(ObjectiveModel):
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
         self.seed = validation.seed("seed", seed)
+        self.penalty_layer = self._penalty(penalty)
         self.likelihood = likelihoods_lib.get(likelihood, self.data_shape, likelihood_scale)  # checks the scale
         if likelihood == "gaussian":
             likelihood_scale = float(likelihood_scale)
@@ -170,6 +179,13 @@ class BaseVAE(ObjectiveModel):
                 f"Received: objective='iwae_dreg', posterior={type(self.posterior_layer).__name__}, "
                 f"prior={type(self.prior_layer).__name__}"
             )
+        if self.penalty_layer is not None:
+            if self.penalty_layer.needs_gaussian_posterior and not isinstance(
+                    self.posterior_layer, posteriors_lib.DiagonalGaussian):
+                raise ValueError(
+                    f"`penalty` {type(self.penalty_layer).__name__} reads the posterior's mean and scale and needs "
+                    f"posterior='diagonal_gaussian'. Received: posterior={type(self.posterior_layer).__name__}")
+            self.metric_names = self.metric_names + self.penalty_layer.metric_names
         self.encoder = self._check_network("encoder", encoder, self.data_shape, self._encoder_output_shape(encoder))
         self.decoder = self._check_network("decoder", decoder, self.latent_shape, self.likelihood.params_shape)
         # Noise keys: (seed, step) for training steps, (seed, -1 - i) for the
@@ -239,6 +255,36 @@ class BaseVAE(ObjectiveModel):
                 f"Received: posterior={posterior!r}, prior={prior!r}"
             )
         return None, None
+
+    def _penalty(self, penalty):
+        """The penalty layer (None for the ELBO's KL), checked against the
+        objective and built over `latent_dim`."""
+        if penalty is None:
+            return None
+        if not isinstance(penalty, penalties_lib.Penalty):
+            raise ValueError(f"`penalty` must be None or a keras_vae.penalties.Penalty (one of "
+                             f"{[c.__name__ for c in penalties_lib.PENALTIES]}). Received: penalty={penalty!r}")
+        conflicts = {"objective": self.objective != "elbo", "free_bits": bool(self.free_bits),
+                     "kl_penalty": type(self).kl_penalty is not BaseVAE.kl_penalty, "a KL term": not self.has_kl_term}
+        if any(conflicts.values()):
+            raise ValueError(
+                f"`penalty` replaces the ELBO's KL term in the loss; {type(self).__name__} cannot take one with "
+                f"{[k for k, v in conflicts.items() if v]} (an IWAE objective, free bits, a weighted KL, or no KL "
+                f"term). Received: penalty={type(penalty).__name__}, objective={self.objective!r}, "
+                f"free_bits={self.free_bits!r}")
+        if not penalty.built:
+            penalty.build((None, self.latent_dim))
+        elif penalty.latent_dim != self.latent_dim:
+            raise ValueError(f"`penalty` must be over latent_dim={self.latent_dim} dimensions. "
+                             f"Received: penalty={penalty.name!r} with latent_dim={penalty.latent_dim}")
+        return penalty
+
+    def _trained_variables(self):
+        auxiliary = {id(v) for _, variables, _ in self.auxiliary_optimizers().values() for v in variables}
+        return [v for v in self.trainable_variables if id(v) not in auxiliary]
+
+    def auxiliary_optimizers(self):
+        return {} if self.penalty_layer is None else self.penalty_layer.auxiliary_optimizers()
 
     @classmethod
     def encoder_outputs(cls, latent_dim, posterior="diagonal_gaussian"):
@@ -569,8 +615,13 @@ class BaseVAE(ObjectiveModel):
         here `kl` and `penalty = kl_penalty(kl)`.
         """
         posterior, prior = self._posterior(x, training), self.prior
-        z, log_q = self._draw(posterior, self.num_samples, training)
+        seed = self._next_noise_seed(training)
+        z, log_q = self._draw(posterior, self.num_samples, training, seed=seed)
         kl = _batch_kl(posterior, prior, log_q, lambda: prior.log_prob(z))
+        if self.penalty_layer is not None:
+            terms = dict(self.penalty_layer.terms(posterior, prior, z, kl, tf.cast(
+                tf.random.experimental.stateless_fold_in(seed, 1), tf.int32), training=training))
+            return z, {"kl": kl, **terms, "penalty": self.kl_weight() * terms["penalty"]}
         penalized = self._floored_kl(posterior, prior, kl) if self.free_bits else kl
         return z, {"kl": kl, "penalty": self.kl_weight() * self.kl_penalty(penalized)}
 
@@ -594,9 +645,11 @@ class BaseVAE(ObjectiveModel):
         """
         return self._draw(posterior, num_samples, training)[0]
 
-    def _draw(self, posterior, num_samples, training=False):
-        """`sample_posterior`'s draws and log q(z|x) at them, `([S, B, D], [S, B])`."""
-        seed = self._next_noise_seed(training)
+    def _draw(self, posterior, num_samples, training=False, seed=None):
+        """`sample_posterior`'s draws and log q(z|x) at them, `([S, B, D], [S, B])`,
+        from the noise key `seed` (default: the next one)."""
+        if seed is None:
+            seed = self._next_noise_seed(training)
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
@@ -832,6 +885,8 @@ class BaseVAE(ObjectiveModel):
             )
         if self.sampler_layer is not None:
             config["sampler"] = keras.saving.serialize_keras_object(self.sampler_layer)
+        if self.penalty_layer is not None:
+            config["penalty"] = keras.saving.serialize_keras_object(self.penalty_layer)
         return config
 
     def get_config(self):
@@ -844,7 +899,7 @@ class BaseVAE(ObjectiveModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "decoder", "likelihood", "posterior", "prior", "sampler"):
+        for key in ("encoder", "decoder", "likelihood", "posterior", "prior", "sampler", "penalty"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

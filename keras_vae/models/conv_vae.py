@@ -7,7 +7,9 @@ from keras_vae.layers import networks
 from keras_vae.models.base import BaseVAE, likelihood_plan
 
 #: The network families `ConvVAE(network=...)` builds.
-NETWORKS = ("conv", "residual")
+NETWORKS = ("conv", "residual", "locatello")
+#: The dense layer `network="locatello"` puts between the convolutions and the latent.
+LOCATELLO_HIDDEN_UNITS = (256,)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -19,6 +21,14 @@ class ConvVAE(BaseVAE):
     to the smallest feature map, `Conv2DTranspose(f, strides=2)` for f in
     reversed `filters`, a stride-1 `Conv2DTranspose` to C channels, and a
     crop back to `H x W`.
+
+    `network="locatello"`: the convolutional architecture of
+    disentanglement_lib (Locatello et al. 2019) for 64x64 images with
+    `filters=(32, 32, 64, 64)` and `kernel_size=4`: the encoder's strided
+    convolutions, then a 256-unit dense layer before the posterior's
+    parameters; the decoder a 256-unit dense layer, a dense layer to the
+    smallest map, `Conv2DTranspose(f, stride 2)` for f in reversed
+    `filters[:-1]` and a last stride-2 `Conv2DTranspose` to C channels.
 
     `network="residual"`: the same plan with residual stages
     (`keras_vae.layers.networks.residual_encoder` / `residual_decoder`): one
@@ -39,7 +49,7 @@ class ConvVAE(BaseVAE):
             `(32, 64, 128, 256)`).
         kernel_size: convolution kernel size.
         activation: activation of the hidden layers.
-        network: "conv" or "residual".
+        network: "conv", "locatello" or "residual".
         blocks_per_stage: residual blocks per stage (`network="residual"`).
         weight_norm: weight-normalised residual convolutions (`network="residual"`).
         **kwargs: `BaseVAE` and `keras.Model` arguments.
@@ -78,11 +88,12 @@ class ConvVAE(BaseVAE):
         dtype = kwargs.get("dtype")
         kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
         params_shape, input_scale = likelihood_plan(data_shape, kwargs)
-        if network == "conv":
+        if network in ("conv", "locatello"):
+            hidden = LOCATELLO_HIDDEN_UNITS if network == "locatello" else ()
             encoder = networks.conv_encoder(data_shape, filters, kernel_size, activation, outputs, dtype=dtype,
-                                            input_scale=input_scale)
+                                            input_scale=input_scale, hidden_units=hidden)
             decoder = networks.conv_decoder(latent_dim, filters[::-1], kernel_size, activation, params_shape,
-                                            dtype=dtype)
+                                            dtype=dtype, hidden_units=hidden, last_doubles=network == "locatello")
         else:
             encoder = networks.residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation,
                                                 outputs, weight_norm=weight_norm, dtype=dtype, input_scale=input_scale)

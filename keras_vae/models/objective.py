@@ -14,7 +14,13 @@ turns that into `train_step` / `test_step` for plain `model.fit` /
   and not the 0.0 Keras reports for an uncompiled loss;
 - `compile` needs no loss and refuses one, picks measured `jit_compile` /
   `steps_per_execution` defaults, and `compile_from_config` makes a `.keras`
-  file reload compiled.
+  file reload compiled;
+- an auxiliary network with its own loss and optimizer (FactorVAE's
+  discriminator, or an adversary of any GAN-style term) is one entry of
+  `auxiliary_optimizers()`: `compile` takes its optimizer by that name, one
+  step updates it from its own term of `compute_terms` alongside the model,
+  with the same replica scaling and loss scaling, and a `.keras` file keeps
+  both optimizers' state.
 
 `BaseVAE` (the ELBO) and `PixelCNN` (a code-map density) share it.
 """
@@ -62,6 +68,23 @@ class ObjectiveModel(keras.Model):
         step applies them all). Default: every trained variable from `"loss"`."""
         return (("loss", self._trained_variables()),)
 
+    def auxiliary_optimizers(self):
+        """`{name: (term, variables, default)}`: networks trained beside the
+        model by their own optimizer, which `compile` takes as the keyword
+        argument `name` (`default`, a Keras optimizer config or identifier,
+        when not given), each step minimising the term `term` of
+        `compute_terms` over `variables` only. `_trained_variables` must not
+        hold them. Default: none."""
+        return {}
+
+    def _optimizer_groups(self):
+        """`[(optimizer, ((term, variables), ...)), ...]`: the main optimizer
+        with `_loss_groups`, then each auxiliary optimizer with its term."""
+        groups = [(self.optimizer, self._loss_groups())]
+        for name, (term, variables, _) in self.auxiliary_optimizers().items():
+            groups.append((getattr(self, name), ((term, variables),)))
+        return groups
+
     # ------------------------------------------------------------------ #
     # Keras training contract
     # ------------------------------------------------------------------ #
@@ -106,15 +129,21 @@ class ObjectiveModel(keras.Model):
     def train_step(self, data):
         x = self._batch_x(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        groups = self._loss_groups()
-        with tf.GradientTape(persistent=len(groups) > 1) as tape:
+        optimizer_groups = self._optimizer_groups()
+        with tf.GradientTape(persistent=sum(len(g) for _, g in optimizer_groups) > 1) as tape:
             terms = self.compute_terms(x, training=True)
-            # The optimizer sums replica gradients: scale the per-replica mean.
-            losses = [self.optimizer.scale_loss(terms[name] / replicas) for name, _ in groups]
-        gradients_and_variables = []
-        for loss, (_, variables) in zip(losses, groups):
-            gradients_and_variables.extend(zip(tape.gradient(loss, variables), variables))
-        self.optimizer.apply_gradients(gradients_and_variables)
+            # Each optimizer sums replica gradients: scale the per-replica mean.
+            losses = [[optimizer.scale_loss(terms[name] / replicas) for name, _ in groups]
+                      for optimizer, groups in optimizer_groups]
+        # Every gradient is taken before any optimizer moves a variable.
+        updates = []
+        for (optimizer, groups), group_losses in zip(optimizer_groups, losses):
+            gradients_and_variables = []
+            for loss, (_, variables) in zip(group_losses, groups):
+                gradients_and_variables.extend(zip(tape.gradient(loss, variables), variables))
+            updates.append((optimizer, gradients_and_variables))
+        for optimizer, gradients_and_variables in updates:
+            optimizer.apply_gradients(gradients_and_variables)
         return self._report(terms, x)
 
     def test_step(self, data):
@@ -135,6 +164,10 @@ class ObjectiveModel(keras.Model):
                     f"{self.metric_names}; do not pass a compiled `{arg}`. "
                     f"Received: {arg}={kwargs[arg]!r}"
                 )
+        auxiliary = {}
+        for name, (_, _, default) in self.auxiliary_optimizers().items():
+            given = kwargs.pop(name, None)
+            auxiliary[name] = default if given is None else given
         explicit_jit = jit_compile is True
         if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
             jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
@@ -163,6 +196,14 @@ class ObjectiveModel(keras.Model):
                 steps_per_execution=steps_per_execution,
                 **kwargs,
             )
+            for name, given in auxiliary.items():
+                optimizer = keras.optimizers.get(given)
+                if self.dtype_policy.name == "mixed_float16" and not isinstance(
+                        optimizer, keras.optimizers.LossScaleOptimizer):
+                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as Keras does for the main one
+                setattr(self, name, optimizer)
+                # Saved with the compile config: a `.keras` file reloads it (its state is saved as an attribute).
+                self._compile_config.config[name] = optimizer
         # `fit` ends with `optimizer.finalize_variable_values(model.trainable_weights)`,
         # which under `use_ema=True` assigns the averages to those variables
         # position by position; the optimizer averages `_trained_variables()`.
@@ -190,9 +231,15 @@ class ObjectiveModel(keras.Model):
     def _build_optimizer(self):
         # Slots only for what `train_step` updates (Keras would build them for
         # every trainable variable).
-        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():
+        if getattr(self, "optimizer", None) is None:
+            return
+        with self.distribute_strategy.scope():
+            if not self.optimizer.built:
                 self.optimizer.build(self._trained_variables())
+            for name, (_, variables, _) in self.auxiliary_optimizers().items():
+                optimizer = getattr(self, name, None)
+                if optimizer is not None and not optimizer.built:
+                    optimizer.build(variables)
 
     # ------------------------------------------------------------------ #
     # Input checks, run before any graph is built
