@@ -264,31 +264,3 @@ def test_vq_vae_trains_then_its_prior_then_samples(tfds_dir, manual_dirs, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert matplotlib.image.imread(tmp_path / "grid.png").shape[0] > 50
 
-
-def test_disentanglement_prints_the_metrics_as_json(tmp_path, capsys):
-    """A FactorVAE trained for a few steps on the rendered sprites, scored
-    in-process through `cli.main` with small metric settings."""
-    from keras_vae import FactorVAE, sprites
-
-    model = FactorVAE(latent_dim=4, filters=(8, 8, 16, 16), hidden_units=(16,), seed=0)
-    model.compile()
-    model.fit(sprites.load_dataset(batch_size=32, num_examples=256, seed=0), epochs=1, verbose=0)
-    path = tmp_path / "factor_vae.keras"
-    model.save(path)
-    output = tmp_path / "scores.json"
-    assert cli.main(["disentanglement", str(path), "--metrics", "mig,factor_vae,dci", "--num-train", "300",
-                     "--num-test", "200", "--output", str(output)]) == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed == json.loads(output.read_text())
-    assert printed["dataset"] == "sprites" and set(printed) >= {"mig", "factor_vae", "dci"}
-    assert printed["settings"] == {"mig": {"num_train": 300}, "factor_vae": {"num_train": 300, "num_eval": 200},
-                                   "dci": {"num_train": 300, "num_test": 200}}
-    assert 0 <= printed["mig"]["discrete_mig"] <= 1 and 0 <= printed["dci"]["disentanglement"] <= 1
-    assert 0 <= printed["factor_vae"]["eval_accuracy"] <= 1
-    assert cli.main(["disentanglement", str(path), "--metrics", "mig,irs"]) == 2
-    assert "`--metrics` must be one of ('beta_vae'" in capsys.readouterr().err
-    small = tmp_path / "vae.keras"
-    keras_vae.VAE(latent_dim=2, hidden_units=(8,), seed=0).save(small)
-    assert cli.main(["disentanglement", str(small)]) == 2
-    assert "must hold a model of (64, 64, 1) images for --dataset sprites. Received: a VAE of (28, 28, 1)" in (
-        capsys.readouterr().err)

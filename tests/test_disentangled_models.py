@@ -3,6 +3,8 @@ shared model checks, and their penalties against numpy references: the
 total-correlation decomposition, the DIP covariance, FactorVAE's
 discriminator and its second optimizer."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from model_test_case import ModelTests
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from keras_vae import DIPVAE, VAE, BetaTCVAE, BetaVAE, ConvVAE, FactorVAE, penalties
+from keras_vae import DIPVAE, VAE, BetaTCVAE, BetaVAE, ConvVAE, FactorVAE, cli, penalties, sprites
 
 #: Small networks on 28x28 MNIST (the family's default is the 64x64 dSprites architecture).
 SMALL = {"data_shape": (28, 28, 1), "latent_dim": 4, "network": "conv", "filters": (8, 16), "kernel_size": 3}
@@ -237,3 +239,30 @@ def test_a_penalty_where_it_cannot_act_is_refused():
     assert "covariance_diagonal" in model.metric_names
     restored = VAE.from_config(model.get_config())
     assert isinstance(restored.penalty_layer, penalties.DIPCovariance) and restored.penalty_layer.variant == "ii"
+
+
+def test_disentanglement_prints_the_metrics_as_json(tmp_path, capsys):
+    """A FactorVAE trained for a few steps on the rendered sprites, scored
+    in-process through `cli.main` with small metric settings."""
+    model = FactorVAE(latent_dim=4, filters=(8, 8, 16, 16), hidden_units=(16,), seed=0)
+    model.compile()
+    model.fit(sprites.load_dataset(batch_size=32, num_examples=256, seed=0), epochs=1, verbose=0)
+    path = tmp_path / "factor_vae.keras"
+    model.save(path)
+    output = tmp_path / "scores.json"
+    assert cli.main(["disentanglement", str(path), "--metrics", "mig,factor_vae,dci", "--num-train", "300",
+                     "--num-test", "200", "--output", str(output)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == json.loads(output.read_text())
+    assert printed["dataset"] == "sprites" and set(printed) >= {"mig", "factor_vae", "dci"}
+    assert printed["settings"] == {"mig": {"num_train": 300}, "factor_vae": {"num_train": 300, "num_eval": 200},
+                                   "dci": {"num_train": 300, "num_test": 200}}
+    assert 0 <= printed["mig"]["discrete_mig"] <= 1 and 0 <= printed["dci"]["disentanglement"] <= 1
+    assert 0 <= printed["factor_vae"]["eval_accuracy"] <= 1
+    assert cli.main(["disentanglement", str(path), "--metrics", "mig,irs"]) == 2
+    assert "`--metrics` must be one of ('beta_vae'" in capsys.readouterr().err
+    small = tmp_path / "vae.keras"
+    VAE(latent_dim=2, hidden_units=(8,), seed=0).save(small)
+    assert cli.main(["disentanglement", str(small)]) == 2
+    assert "must hold a model of (64, 64, 1) images for --dataset sprites. Received: a VAE of (28, 28, 1)" in (
+        capsys.readouterr().err)
