@@ -519,6 +519,22 @@ def mig(representation_function, data, random_state=None, num_train=10000, batch
     return {"discrete_mig": mutual_information_gap(codes, factors, num_bins)}
 
 
+def _train_and_test(representation_function, data, random_state, num_train, num_test, batch_size, **encoder_args):
+    """`(data, random_state, (train codes, factors), (test codes, factors))`:
+    the checked arguments, then the codes of `num_train` and of `num_test`
+    sampled points (the training factors checked to vary)."""
+    data = _GroundTruth(data)
+    encoder = _Encoder(representation_function, **encoder_args)
+    rs = _random_state(random_state)
+    num_train = validation.positive_int("num_train", num_train)
+    num_test = validation.positive_int("num_test", num_test)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    train = _factor_codes(encoder, data, num_train, batch_size, rs)
+    test = _factor_codes(encoder, data, num_test, batch_size, rs)
+    _check_varied("num_train", num_train, train[1])
+    return data, rs, train, test
+
+
 def dci(representation_function, data, random_state=None, num_train=10000, num_test=5000, batch_size=16):
     """Disentanglement, completeness and informativeness (Eastwood & Williams
     2018). For each factor a gradient-boosted tree classifier (scikit-learn's
@@ -533,15 +549,8 @@ def dci(representation_function, data, random_state=None, num_train=10000, num_t
     _require_sklearn()
     from sklearn.ensemble import GradientBoostingClassifier
 
-    data = _GroundTruth(data)
-    encoder = _Encoder(representation_function)
-    rs = _random_state(random_state)
-    num_train = validation.positive_int("num_train", num_train)
-    num_test = validation.positive_int("num_test", num_test)
-    batch_size = validation.positive_int("batch_size", batch_size)
-    train_codes, train_factors = _factor_codes(encoder, data, num_train, batch_size, rs)
-    test_codes, test_factors = _factor_codes(encoder, data, num_test, batch_size, rs)
-    _check_varied("num_train", num_train, train_factors)
+    data, rs, (train_codes, train_factors), (test_codes, test_factors) = _train_and_test(
+        representation_function, data, random_state, num_train, num_test, batch_size)
     importance = np.zeros((train_codes.shape[1], data.num_factors))
     train_accuracy, test_accuracy = [], []
     for j in range(data.num_factors):
@@ -566,15 +575,9 @@ def sap(representation_function, data, random_state=None, num_train=10000, num_t
     _require_sklearn()
     from sklearn.svm import LinearSVC
 
-    data = _GroundTruth(data)
-    encoder = _Encoder(representation_function, min_codes=2, metric="SAP (the gap between the two best codes)")
-    rs = _random_state(random_state)
-    num_train = validation.positive_int("num_train", num_train)
-    num_test = validation.positive_int("num_test", num_test)
-    batch_size = validation.positive_int("batch_size", batch_size)
-    train_codes, train_factors = _factor_codes(encoder, data, num_train, batch_size, rs)
-    test_codes, test_factors = _factor_codes(encoder, data, num_test, batch_size, rs)
-    _check_varied("num_train", num_train, train_factors)
+    data, rs, (train_codes, train_factors), (test_codes, test_factors) = _train_and_test(
+        representation_function, data, random_state, num_train, num_test, batch_size,
+        min_codes=2, metric="SAP (the gap between the two best codes)")
     scores = np.zeros((train_codes.shape[1], data.num_factors))
     for i in range(train_codes.shape[1]):
         for j in range(data.num_factors):
@@ -612,16 +615,9 @@ def modularity_explicitness(representation_function, data, random_state=None, nu
     _require_sklearn()
     from sklearn.linear_model import LogisticRegression
 
-    data = _GroundTruth(data)
-    encoder = _Encoder(representation_function)
-    rs = _random_state(random_state)
-    num_train = validation.positive_int("num_train", num_train)
-    num_test = validation.positive_int("num_test", num_test)
-    batch_size = validation.positive_int("batch_size", batch_size)
     num_bins = _num_bins(num_bins)
-    train_codes, train_factors = _factor_codes(encoder, data, num_train, batch_size, rs)
-    test_codes, test_factors = _factor_codes(encoder, data, num_test, batch_size, rs)
-    _check_varied("num_train", num_train, train_factors)
+    data, rs, (train_codes, train_factors), (test_codes, test_factors) = _train_and_test(
+        representation_function, data, random_state, num_train, num_test, batch_size)
     _check_varied("num_test", num_test, test_factors)
     scores = {"modularity_score": modularity(discrete_mutual_info(discretize(train_codes, num_bins), train_factors))}
     mean, std = train_codes.mean(axis=0), train_codes.std(axis=0)
