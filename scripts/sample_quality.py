@@ -82,15 +82,14 @@ def main(argv=None):
     parser.add_argument("--data-dir")
     parser.add_argument("--manual-dir")
     args = parser.parse_args(argv)
-    names = args.entries or scored_entries()
-    for name in names:
-        if entry_dataset(name) not in quality.CLASSIFIERS:
-            raise SystemExit(f"{name}: its dataset {entry_dataset(name)!r} has no feature classifier "
+    datasets = {name: entry_dataset(name) for name in args.entries or scored_entries()}
+    for name, dataset in datasets.items():
+        if dataset not in quality.CLASSIFIERS:
+            raise SystemExit(f"{name}: its dataset {dataset!r} has no feature classifier "
                              f"(those of {quality.CLASSIFIERS})")
     start = time.perf_counter()
     references, results = {}, {}
-    for name in names:
-        dataset = entry_dataset(name)
+    for name, dataset in datasets.items():
         if dataset not in references:
             test_features = quality.features(grey(dataset, "test", NUM_SAMPLES, args), dataset)
             real = quality.frechet_distance(quality.features(grey(dataset, "train", NUM_SAMPLES, args), dataset),
@@ -115,7 +114,7 @@ def main(argv=None):
         print(name, [round(r["frechet_distance"], 2) for r in rows], flush=True)
     wall = time.perf_counter() - start
     for name, rows in results.items():
-        dataset = entry_dataset(name)
+        dataset = datasets[name]
         title = DATASET_TITLES[dataset]
         record = {
             "command": "python " + " ".join(sys.argv), "date": datetime.date.today().isoformat(),
@@ -132,7 +131,7 @@ def main(argv=None):
         print(f"\n| entry | samples from | Fréchet distance ({title} classifier) |\n|---|---|---|")
         print(f"| real training images | (10,000 of them) | {real:.2f} |")
         for name, rows in results.items():
-            for r in rows if entry_dataset(name) == dataset else ():
+            for r in rows if datasets[name] == dataset else ():
                 print(f"| `{name}` | {r['sampler']} | {r['frechet_distance']:.2f} |")
     print(f"\nwall time {wall / 60:.1f} min")
     return 0
