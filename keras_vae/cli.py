@@ -579,14 +579,9 @@ def disentanglement(args):
                          f"{args.dataset}. Received: a {type(model).__name__} of {tuple(model.data_shape)} images")
     data = sprites.ground_truth("tfds" if args.dataset == "dsprites" else "rendered", data_dir=args.data_dir)
     names = metrics_lib.METRICS if args.metrics is None else args.metrics
-    settings = {}
     for name in names:
         validation.choice("--metrics", name, metrics_lib.METRICS)
-        accepted = metrics_lib.settings_of(name)
-        chosen = {key: value for key, value in (("num_train", args.num_train), ("num_test", args.num_test),
-                                                ("num_eval", args.num_test)) if value is not None and key in accepted}
-        if chosen:
-            settings[name] = chosen
+    settings = metrics_lib.sized_settings(names, num_train=args.num_train, num_test=args.num_test)
     scores = metrics_lib.evaluate(metrics_lib.representation(model), data, names, seed=args.seed, settings=settings)
     result = {"model": args.model_path, "dataset": args.dataset, "seed": args.seed, "settings": settings, **scores}
     if args.output:

@@ -642,6 +642,22 @@ def settings_of(name):
     return tuple(p for p in inspect.signature(_FUNCTIONS[name]).parameters if p not in skip)
 
 
+def sized_settings(metrics, num_train=None, num_test=None):
+    """`evaluate`'s `settings` giving each of `metrics` `num_train`
+    training points and `num_test` test points (the setting `num_eval` of
+    the beta-VAE and FactorVAE scores); `None` keeps a metric's default,
+    and the other settings keep theirs. Metrics with nothing set are left
+    out."""
+    settings = {}
+    for name in metrics:
+        accepted = settings_of(validation.choice("metrics", name, METRICS))
+        chosen = {key: value for key, value in (("num_train", num_train), ("num_test", num_test),
+                                                ("num_eval", num_test)) if value is not None and key in accepted}
+        if chosen:
+            settings[name] = chosen
+    return settings
+
+
 def evaluate(representation_function, data, metrics=None, seed=0, settings=None):
     """Runs `metrics` (names from `METRICS`, a name or a sequence; all by
     default), each with its own `numpy.random.RandomState(seed)`.

@@ -9,6 +9,7 @@ the true, unweighted bound, so runs with different weights remain comparable.
 
 | penalty | the loss adds | paper |
 |---|---|---|
+| `WeightedKL` | `beta KL` | Higgins et al. 2017 (beta-VAE) |
 | `TotalCorrelation` | `alpha MI + beta TC + gamma dimension-wise KL` | Chen et al. 2018 (beta-TCVAE) |
 | `FactorDiscriminator` | `KL + gamma TC`, TC from a discriminator trained beside the model | Kim & Mnih 2018 (FactorVAE) |
 | `DIPCovariance` | `KL + lambda_od sum_{i!=j} C_ij^2 + lambda_d sum_i (C_ii - 1)^2` | Kumar et al. 2018 (DIP-VAE) |
@@ -100,6 +101,30 @@ def stratified_log_weights(batch_size, dataset_size):
     others = 1.0 - own - following
     weights = own / n + following * (n - m) / (n * m) + others / m
     return tf.math.log(weights)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class WeightedKL(Penalty):
+    """beta-VAE's penalty (Higgins et al. 2017): `beta` times the KL, for
+    any model (`keras_vae.BetaVAE` is the MLP with this objective built in;
+    this gives it to `ConvVAE` and its networks, disentanglement_lib's
+    architecture among them).
+
+    Args:
+        beta: the KL weight, >= 0 (1: the ELBO).
+    """
+
+    needs_gaussian_posterior = False
+
+    def __init__(self, beta=4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.beta = validation.non_negative_float("beta", beta)
+
+    def terms(self, posterior, prior, z, kl, seed, training=False):
+        return {"penalty": self.beta * kl}
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -283,7 +308,7 @@ class FactorDiscriminator(Penalty):
 
 
 #: The penalties by class name (`BaseVAE(penalty=...)` takes an instance).
-PENALTIES = (TotalCorrelation, FactorDiscriminator, DIPCovariance)
+PENALTIES = (WeightedKL, TotalCorrelation, FactorDiscriminator, DIPCovariance)
 
-__all__ = ["DIPCovariance", "FactorDiscriminator", "Penalty", "TotalCorrelation", "log_density_matrix",
+__all__ = ["DIPCovariance", "FactorDiscriminator", "Penalty", "TotalCorrelation", "WeightedKL", "log_density_matrix",
            "permute_dimensions", "stratified_log_weights"]

@@ -1,9 +1,12 @@
 """Trains, measures and writes a zoo entry (all but `vq_vae_mnist`, which has
 its own script for its prior): `vae_mnist`, `beta_vae_mnist`,
 `beta_vae_capacity_mnist`, `conv_vae_mnist`, `conv_vae_fashion_mnist`, `ae_mnist`,
-`resnet_vae_mnist`, `iaf_vae_mnist`, and `conv_vae_fashion_mnist_8bit` (the
+`resnet_vae_mnist`, `iaf_vae_mnist`, `conv_vae_fashion_mnist_8bit` (the
 8-bit grey values with a discretized logistic likelihood: no binarization,
-bits per dimension as papers report them for 8-bit images).
+bits per dimension as papers report them for 8-bit images), and the
+disentanglement entries `beta_vae_sprites`, `beta_tcvae_sprites` and
+`factor_vae_sprites` (the rendered dSprites grid, measured by the
+disentanglement metrics: protocol in `scripts/zoo_sprites.py`).
 
     python scripts/train_zoo.py vae_mnist --manual-dir ../shared/data --data-dir .cache/tfds
 
@@ -40,7 +43,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_vae  # noqa: E402
-from keras_vae import callbacks, data, files, plotting  # noqa: E402
+import zoo_sprites  # noqa: E402
+from keras_vae import callbacks, data, files, penalties, plotting, sprites  # noqa: E402
+from keras_vae.models.disentangled import LOCATELLO  # noqa: E402
 from zoo_tools import (  # noqa: E402
     CHECK_EXAMPLES, Timings, figures_markdown, files_section, quality_markdown, run_record, test_images, write_entry,
     write_latent_figures,
@@ -60,6 +65,13 @@ def burda_learning_rate(epoch):
 
 def _mlp(cls, name, **kwargs):
     return lambda **overrides: cls(**{"likelihood": "bernoulli", "seed": 0, "name": name, **kwargs, **overrides})
+
+
+def _weighted_kl(cls, name, beta, **kwargs):
+    """`_mlp` with a `penalties.WeightedKL(beta)` penalty, a new one per model
+    (`--model-arg beta=...` sets its beta)."""
+    make = _mlp(cls, name, **kwargs)
+    return lambda **overrides: make(penalty=penalties.WeightedKL(beta=overrides.pop("beta", beta)), **overrides)
 
 
 def decaying_learning_rate(epochs, start=1e-3, end=1e-5):
@@ -90,6 +102,24 @@ _RESNET_TRAINING = {
     "schedule": lambda epochs: decaying_learning_rate(epochs, 2e-3, 2e-5),
 }
 _MLP_512 = "MLP 784-512-256-{latent}-256-512-784 (relu), Bernoulli likelihood"
+_LOCATELLO_TEXT = ("disentanglement_lib's architecture (Locatello et al. 2019): encoder four Conv2D(4x4, stride 2) "
+                   "with 32, 32, 64, 64 filters (relu), Dense(256), 10 Gaussian latents; decoder Dense(256), "
+                   "Dense(4*4*64), Conv2DTranspose(4x4, stride 2) with 64, 32, 32 and 1 filters, Bernoulli pixels")
+_SPRITES = {
+    "dataset": "sprites", "batch_size": 64, "epochs": 100, "steps_per_epoch": 1000,  # 100,000 steps
+    "optimizer": lambda: keras.optimizers.Adam(1e-4, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
+    "optimizer_text": "Adam, learning rate 1e-4, beta_1 0.9, beta_2 0.999, epsilon 1e-8 (disentanglement_lib's)",
+}
+
+
+
+def _sprites_plan(name, milliseconds, hours):
+    return (f"Planned before the run: 200-step chunks measured on the 2 cores alone at {milliseconds} ms per step "
+            f"of 64 images, so the 100,000 steps (a third of disentanglement_lib's 300,000, chosen to fit this "
+            f"machine beside the likelihood entries) are about {hours} hours, checkpointed every 1,000 steps with "
+            f"`--work-dir runs/resume/{name}`; the metrics at disentanglement_lib's settings took 15 minutes for "
+            f"one model.")
+
 
 RECIPES = {
     "vae_mnist": {
@@ -199,6 +229,27 @@ RECIPES = {
         "200 epochs, run over several sessions with `--work-dir runs/resume/iaf_vae_mnist`, after "
         "`resnet_vae_mnist` (one long training at a time).",
     },
+    "beta_vae_sprites": {
+        "model": _weighted_kl(keras_vae.ConvVAE, "beta_vae_sprites", beta=4.0, **LOCATELLO),
+        "architecture": "`ConvVAE(**LOCATELLO, penalty=penalties.WeightedKL(beta=4))`: " + _LOCATELLO_TEXT
+        + "; objective reconstruction + 4 KL (Higgins et al. 2017)",
+        **_SPRITES, "notes": _sprites_plan("beta_vae_sprites", 54, "1.5"),
+        "description": "beta-VAE (beta=4), 10 latents, disentanglement_lib's conv networks, rendered dSprites",
+    },
+    "beta_tcvae_sprites": {
+        "model": _mlp(keras_vae.BetaTCVAE, "beta_tcvae_sprites", dataset_size=sprites.NUM_IMAGES, beta=6.0),
+        "architecture": "`BetaTCVAE(dataset_size=737280, beta=6)`: " + _LOCATELLO_TEXT + "; objective "
+        "reconstruction + MI + 6 TC + dimension-wise KL, minibatch-weighted sampling (Chen et al. 2018)",
+        **_SPRITES, "notes": _sprites_plan("beta_tcvae_sprites", 53, "1.5"),
+        "description": "beta-TCVAE (beta=6), 10 latents, disentanglement_lib's conv networks, rendered dSprites",
+    },
+    "factor_vae_sprites": {
+        "model": _mlp(keras_vae.FactorVAE, "factor_vae_sprites", gamma=35.0),
+        "architecture": "`FactorVAE(gamma=35)`: " + _LOCATELLO_TEXT + "; objective the ELBO's + 35 TC, TC "
+        "from a 6 x 1000 discriminator trained beside it by Adam(1e-4, beta_1 0.5, beta_2 0.9) (Kim & Mnih 2018)",
+        **_SPRITES, "notes": _sprites_plan("factor_vae_sprites", 86, "2.4"),
+        "description": "FactorVAE (gamma=35), 10 latents, disentanglement_lib's conv networks, rendered dSprites",
+    },
     "ae_mnist": {
         "model": _mlp(keras_vae.AE, "ae_mnist", latent_dim=10),
         "architecture": "`AE(latent_dim=10)`: " + _MLP_512.format(latent=10) + ", no KL: the deterministic "
@@ -226,6 +277,10 @@ def parse_args(argv=None):
                         "training images, as in Burda et al.'s code; MLP decoders only). Default: the recipe's")
     parser.add_argument("--model-arg", action="append", default=[], type=model_arg, metavar="KEY=VALUE",
                         help="override one argument of the recipe's model (repeatable; VALUE as JSON)")
+    parser.add_argument("--steps-per-epoch", type=int, help="sprites entries: training steps per checkpointed "
+                        "chunk (default: the recipe's, 1000)")
+    parser.add_argument("--metric-points", type=int, help="sprites entries: training points of every "
+                        "disentanglement metric, half as many test points (default: disentanglement_lib's settings)")
     parser.add_argument("--work-dir", help="checkpoints (default runs/zoo/<entry>)")
     parser.add_argument("--output-dir", help="the zoo entry (default zoo/<entry>)")
     args = parser.parse_args(argv)
@@ -295,7 +350,12 @@ def train(args, recipe, timings):
     ]
     if schedule(recipe, args.epochs):
         run_callbacks.append(keras.callbacks.LearningRateScheduler(schedule(recipe, args.epochs)))
-    model.fit(dataset(args, recipe, "train", training=True), epochs=args.epochs, verbose=2, callbacks=run_callbacks)
+    if zoo_sprites.is_sprites(recipe):  # steps in chunks of `steps_per_epoch`, one backup per chunk
+        train_data, chunk = zoo_sprites.training_data(args), {
+            "steps_per_epoch": args.steps_per_epoch or recipe["steps_per_epoch"]}
+    else:
+        train_data, chunk = dataset(args, recipe, "train", training=True), {}
+    model.fit(train_data, epochs=args.epochs, verbose=2, callbacks=run_callbacks, **chunk)
     files.save_model(model, path)
     backup.remove_backup()  # only now: a kill before the save still resumes
     return model
@@ -498,6 +558,8 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     timings = Timings(os.path.join(args.work_dir, "timings.json"))
     model = train(args, recipe, timings)
+    if zoo_sprites.is_sprites(recipe):
+        return main_sprites(args, recipe, model, timings)
     metrics = measure(args, recipe, model, timings)
     print(json.dumps(metrics, indent=2), flush=True)
 
@@ -517,6 +579,19 @@ def main(argv=None):
     if eight_bit(recipe):
         headline = {"test_bits_per_dim": round(metrics["test_bits_per_dim"], 3), **headline}
     write_entry(model, args.output_dir, recipe["description"], headline, record, model_card(args, recipe))
+    print(f"wrote {args.output_dir}")
+    return 0
+
+
+def main_sprites(args, recipe, model, timings):
+    metrics = zoo_sprites.measure(args, model, timings)
+    print(json.dumps(metrics, indent=2), flush=True)
+    os.makedirs(args.output_dir, exist_ok=True)
+    zoo_sprites.write_figures(model, args.output_dir)
+    record = run_record(args, dataset="sprites (rendered)", values="binary", config=model.get_config(),
+                        metrics=metrics, wall_seconds=timings.values)
+    write_entry(model, args.output_dir, recipe["description"], zoo_sprites.headline(metrics), record,
+                zoo_sprites.card(args, recipe))
     print(f"wrote {args.output_dir}")
     return 0
 

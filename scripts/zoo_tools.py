@@ -82,14 +82,22 @@ def write_entry(model, folder, description, headline, record, card):
     return record
 
 
-#: The latent-space figures an entry's card shows, with their captions.
+#: The latent-space figures an entry's card shows, with their captions
+#: (formatted with a `subject`: the images they are drawn from, what colours the map).
 LATENT_FIGURES = {
-    "traversal.png": "latent traversal from the first test image: one row per unit, the most informative first",
-    "kl_units.png": "KL per latent unit on 2,000 test images, collapsed units at 0 (each unit's code variance "
+    "traversal.png": "latent traversal from the first {image}: one row per unit, the most informative first",
+    "kl_units.png": "KL per latent unit on 2,000 {images}, collapsed units at 0 (each unit's code variance "
     "where the KL does not split over units)",
-    "latent_map.png": "codes of 2,000 test images coloured by label (their first two principal directions "
+    "latent_map.png": "codes of 2,000 {images} coloured by {label} (their first two principal directions "
     "when latent_dim > 2)",
 }
+#: The subject of the MNIST-like entries' figures.
+TEST_IMAGES = {"image": "test image", "images": "test images", "label": "label"}
+
+
+def latent_captions(subject=TEST_IMAGES):
+    """`LATENT_FIGURES` with their captions for `subject`."""
+    return {name: caption.format(**subject) for name, caption in LATENT_FIGURES.items()}
 
 
 def split_images(dataset, model, split="test", data_dir=None, manual_dir=None, count=2000):
@@ -151,15 +159,15 @@ def write_latent_figures(model, folder, x, labels):
 
 
 #: How a card's latent-space figures were drawn (the paragraph after them).
-FIGURES_NOTE = ("The latent-space figures are drawn from the shipped weights on the first 2,000 test images "
+FIGURES_NOTE = ("The latent-space figures are drawn from the shipped weights on the first 2,000 {images} "
                 "(`zoo_tools.write_latent_figures`; `python scripts/zoo_figures.py {name}` redraws them).")
 
 
-def figures_markdown(folder):
+def figures_markdown(folder, subject=TEST_IMAGES):
     """The card's paragraphs for the `LATENT_FIGURES` present in `folder`."""
-    shown = [f"![{caption}]({name})\n\n" for name, caption in LATENT_FIGURES.items()
+    shown = [f"![{caption}]({name})\n\n" for name, caption in latent_captions(subject).items()
              if os.path.exists(os.path.join(folder, name))]
-    note = FIGURES_NOTE.format(name=os.path.basename(os.path.normpath(folder))) + "\n\n"
+    note = FIGURES_NOTE.format(name=os.path.basename(os.path.normpath(folder)), images=subject["images"]) + "\n\n"
     return "".join(shown) + note if shown else ""
 
 

@@ -241,6 +241,31 @@ def test_a_penalty_where_it_cannot_act_is_refused():
     assert isinstance(restored.penalty_layer, penalties.DIPCovariance) and restored.penalty_layer.variant == "ii"
 
 
+def test_the_weighted_kl_penalty_is_beta_times_the_kl(mnist_binary):
+    """A ConvVAE with `WeightedKL(beta)`: its loss is the reconstruction
+    term plus beta KL of the same draws, its `elbo` the unweighted bound;
+    beta=1 is the plain ConvVAE's loss. It survives a `.keras` round trip."""
+    x = mnist_binary[:64]
+    logs = {}
+    for beta in (1.0, 4.0):
+        keras.utils.set_random_seed(0)
+        model = ConvVAE(**SMALL, penalty=penalties.WeightedKL(beta=beta), seed=0)
+        model.compile()
+        logs[beta] = model.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+        assert logs[beta]["loss"] == pytest.approx(logs[beta]["reconstruction_loss"] + beta * logs[beta]["kl"],
+                                                   rel=1e-5)
+        assert logs[beta]["elbo"] == pytest.approx(-logs[beta]["reconstruction_loss"] - logs[beta]["kl"], rel=1e-5)
+    keras.utils.set_random_seed(0)
+    plain = ConvVAE(**SMALL, seed=0)
+    plain.compile()
+    assert plain.evaluate(x, batch_size=64, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        logs[1.0]["loss"], rel=1e-5)
+    restored = ConvVAE.from_config(model.get_config())
+    assert isinstance(restored.penalty_layer, penalties.WeightedKL) and restored.penalty_layer.beta == 4.0
+    with pytest.raises(ValueError, match=r"`beta` .*Received: beta=-1"):
+        penalties.WeightedKL(beta=-1.0)
+
+
 def test_disentanglement_prints_the_metrics_as_json(tmp_path, capsys):
     """A FactorVAE trained for a few steps on the rendered sprites, scored
     in-process through `cli.main` with small metric settings."""

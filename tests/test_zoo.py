@@ -342,6 +342,20 @@ def test_autoencoder_entries_match_their_cards(name, tfds_dir, manual_dirs):
     _within(losses, card["test_reconstruction_loss"], "reconstruction loss", floor=0.0)
 
 
+@pytest.mark.parametrize("name", [n for n in zoo.names() if "check_mig" in _record(n)["metrics"]])
+def test_disentanglement_entries_match_their_cards(name):
+    """The sprites entries: the posterior mean's reconstruction loss on the
+    first 1,000 evaluation images and MIG with 1,000 points (both
+    deterministic given the seeds) from the shipped weights, as
+    `scripts/zoo_sprites.py` recorded them."""
+    import zoo_sprites
+
+    card = _record(name)["metrics"]
+    loss, mig = zoo_sprites.check_values(zoo.load(name))
+    assert loss == pytest.approx(card["check_sprites_reconstruction_loss"], abs=0.05)
+    assert mig == pytest.approx(card["check_mig"], abs=1e-3)
+
+
 def test_data_output_bias_starts_the_decoder_at_the_mean_image(tfds_dir, manual_dirs):
     """`scripts/train_zoo.py --output-bias data` (Burda et al.'s start): an
     untrained Bernoulli decoder then predicts each pixel's mean grey value
