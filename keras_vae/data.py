@@ -203,6 +203,11 @@ def _prepare(builder, name, root, manual_dir):
     return builder
 
 
+#: TFDS datasets whose uint8 images hold 0 and 1 rather than 0..255 (dSprites):
+#: `load_dataset` scales them to 0 and 255, so every value convention holds.
+BINARY_UINT8 = ("dsprites",)
+
+
 def load_dataset(name, split="train", batch_size=128, binarize=None,
                  shuffle=None, seed=None, data_dir=None, manual_dir=None,
                  drop_remainder=None, num_examples=None, with_labels=False,
@@ -266,8 +271,13 @@ def load_dataset(name, split="train", batch_size=128, binarize=None,
         size = builder.info.splits[split].num_examples
     except (KeyError, ValueError):  # split sizes unknown to the builder's metadata: count
         size = int(ds.reduce(0, lambda n, _: n + 1))
-    ds = ds.map(lambda ex: (ex[image_key], ex[label_key] if label_key else tf.constant(-1, tf.int64)),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    scale = 255 if name.split("/")[0].split(":")[0] in BINARY_UINT8 else 1
+
+    def pair(ex):
+        image = ex[image_key] * tf.constant(scale, tf.uint8) if scale != 1 else ex[image_key]
+        return image, ex[label_key] if label_key else tf.constant(-1, tf.int64)
+
+    ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
     stored = tuple(builder.info.features[image_key].shape)
     where = f"split {split!r}"
     return _pipeline(ds, size, stored, where, shuffle=shuffle, drop_remainder=drop_remainder,

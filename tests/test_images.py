@@ -183,6 +183,20 @@ def test_any_tfds_image_dataset_by_name(tmp_path):
             data.load_dataset("imdb_reviews", data_dir=str(tmp_path))
 
 
+def test_dsprites_binary_uint8_images_keep_the_value_conventions(tmp_path):
+    """TFDS stores dSprites' pixels as uint8 0 and 1; its files cannot be
+    downloaded here, so `tfds.testing.mock_data(max_value=2)` stands in
+    (random 0/1 images of the builder's real feature spec). `values="unit"`
+    gives {0, 1} (not {0, 1/255}) and `"8bit"` {0, 255}."""
+    with tfds.testing.mock_data(num_examples=8, max_value=2), \
+            mock.patch.object(data, "_first_unreachable_host", return_value=None):
+        unit = _all(data.load_dataset("dsprites", split="train", batch_size=4, shuffle=False, data_dir=str(tmp_path)))
+        eight = _all(data.load_dataset("dsprites", split="train", batch_size=4, shuffle=False, values="8bit",
+                                       data_dir=str(tmp_path)))
+    assert unit.shape == (8, 64, 64, 1) and set(np.unique(unit)) == {0.0, 1.0}
+    np.testing.assert_array_equal(eight, unit * 255)
+
+
 # ---------------------------------------------------------------------- #
 # The command line on such data
 # ---------------------------------------------------------------------- #
