@@ -112,7 +112,6 @@ _SPRITES = {
 }
 
 
-
 def _sprites_plan(name, milliseconds, hours):
     return (f"Planned before the run: 200-step chunks measured on the 2 cores alone at {milliseconds} ms per step "
             f"of 64 images, so the 100,000 steps (a third of disentanglement_lib's 300,000, chosen to fit this "
