@@ -28,14 +28,19 @@ import time
 from keras_vae import likelihoods, posteriors, priors, validation
 from keras_vae.models.base import OBJECTIVES
 
-MODELS = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae", "vq_vae")
-VAES = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae")
+#: The disentanglement family (`keras_vae.models.disentangled`), ConvVAEs with a penalty.
+DISENTANGLED = ("beta_tcvae", "factor_vae", "dip_vae")
+MODELS = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae", "vq_vae", *DISENTANGLED)
+VAES = ("vae", "beta_vae", "conv_vae", "ae", "conv_ae", *DISENTANGLED)
+CONV = ("conv_vae", "conv_ae", *DISENTANGLED)
 #: `--optimizer` choices -> `keras.optimizers` classes.
 OPTIMIZERS = {"adam": "Adam", "adamax": "Adamax", "sgd": "SGD"}
 #: `keras-vae plot --kind` choices.
 PLOTS = ("traversal", "latent-map", "manifold", "kl-units")
-#: `keras-vae disentanglement --dataset`: the rendered dSprites grid, or the original through TFDS.
+#: `--dataset` names of the dSprites grid: the package's rendering, or the original through TFDS.
 DISENTANGLEMENT_DATASETS = ("sprites", "dsprites")
+#: Images `--dataset sprites` / `dsprites` evaluates, validates and plots on (dSprites has no test split).
+SPRITES_EVAL_IMAGES = 10000
 
 
 def _checked(convert, check, expected):
@@ -82,7 +87,8 @@ def _size(text):
 def _data_args(parser):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", help="any TFDS image dataset, e.g. mnist, fashion_mnist, cifar10, celeb_a "
-                        "(default mnist)")
+                        "(default mnist); 'sprites' is the package's rendering of the dSprites grid (no download), "
+                        "'dsprites' the original")
     source.add_argument("--images", metavar="DIR", help="a folder of PNG/JPEG/BMP/GIF files (sub-folders too); "
                         "train on all but a held-out --validation-split, evaluate on that")
     source.add_argument("--arrays", metavar="FILE", help="a .npy / .npz file of uint8 or [0, 1] images (x_train / "
@@ -107,6 +113,9 @@ def build_parser():
     train.add_argument("model", choices=MODELS)
     _data_args(train)
     train.add_argument("--epochs", type=POSITIVE_INT, default=5)
+    train.add_argument("--steps-per-epoch", type=POSITIVE_INT,
+                       help="training steps of an epoch, the data repeated (default: one pass over it; one pass "
+                       "over --dataset sprites is 737,280 images)")
     train.add_argument("--train-examples", type=POSITIVE_INT, help="use only the first N training images (quick trials)")
     train.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of z (default 16; vq_vae: --code-dim)")
     train.add_argument("--likelihood", choices=likelihoods.NAMES,
@@ -131,14 +140,28 @@ def build_parser():
                        help="conv channels per down-sampling stage, e.g. 32,64 (conv_vae: default from the image "
                        "size, 28 -> 32,64, 32 -> 32,64,128, 64 -> 32,64,128,256; vq_vae: 32,64)")
     train.add_argument("--activation", help="hidden activation, e.g. relu or tanh")
-    train.add_argument("--network", choices=("conv", "residual"), help="conv_vae's networks (default conv)")
+    train.add_argument("--network", choices=("conv", "residual", "locatello"),
+                       help="the networks of conv_vae, conv_ae (default conv) and of beta_tcvae, factor_vae, "
+                       "dip_vae (default locatello: disentanglement_lib's)")
     train.add_argument("--blocks-per-stage", type=POSITIVE_INT, help="residual blocks per stage (conv_vae, default 2)")
     train.add_argument("--weight-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="weight-normalised residual convolutions, initialised from the first training batch "
                        "(conv_vae --network residual; default on)")
-    train.add_argument("--beta", type=float, help="KL weight (beta_vae) or commitment weight (vq_vae)")
+    train.add_argument("--beta", type=float, help="KL weight (beta_vae; conv_vae: a beta-VAE), total-correlation "
+                       "weight (beta_tcvae, default 6) or commitment weight (vq_vae)")
+    train.add_argument("--alpha", type=NON_NEGATIVE_FLOAT, help="mutual-information weight (beta_tcvae, default 1)")
+    train.add_argument("--estimator", choices=("mws", "mss"),
+                       help="minibatch-weighted or -stratified sampling (beta_tcvae, default mws)")
+    train.add_argument("--discriminator-units", type=_int_list,
+                       help="the discriminator's hidden widths (factor_vae, default 1000 x 6)")
+    train.add_argument("--dip-variant", choices=("i", "ii"), help="DIP-VAE-I or -II (dip_vae, default i)")
+    train.add_argument("--lambda-od", type=NON_NEGATIVE_FLOAT,
+                       help="off-diagonal covariance weight (dip_vae, default 10)")
+    train.add_argument("--lambda-d", type=NON_NEGATIVE_FLOAT,
+                       help="diagonal covariance weight (dip_vae, default 10 x lambda-od for i, lambda-od for ii)")
     train.add_argument("--capacity", type=float, help="KL capacity C in nats (beta_vae, Burgess et al.)")
-    train.add_argument("--gamma", type=float, help="weight of |KL - C| (beta_vae with --capacity)")
+    train.add_argument("--gamma", type=float, help="weight of |KL - C| (beta_vae with --capacity), of the total "
+                       "correlation (factor_vae, default 35) or of the dimension-wise KL (beta_tcvae, default 1)")
     train.add_argument("--capacity-steps", type=int, help="steps over which C grows to --capacity")
     train.add_argument("--num-codes", type=POSITIVE_INT, help="codebook size K (vq_vae, default 128)")
     train.add_argument("--code-dim", type=POSITIVE_INT, help="code dimension D (vq_vae, default 16)")
@@ -257,14 +280,20 @@ def _model_kwargs(args):
         "kl_warmup_steps": ("vae", "beta_vae", "conv_vae"),
         "free_bits": ("vae", "beta_vae", "conv_vae"),
         "hidden_units": ("vae", "beta_vae", "ae"),
-        "filters": ("conv_vae", "conv_ae", "vq_vae"),
+        "filters": (*CONV, "vq_vae"),
         "activation": MODELS,
-        "network": ("conv_vae", "conv_ae"),
-        "blocks_per_stage": ("conv_vae", "conv_ae"),
-        "weight_norm": ("conv_vae", "conv_ae"),
-        "beta": ("beta_vae", "vq_vae"),
+        "network": CONV,
+        "blocks_per_stage": CONV,
+        "weight_norm": CONV,
+        "beta": ("beta_vae", "conv_vae", "beta_tcvae", "vq_vae"),
+        "alpha": ("beta_tcvae",),
+        "estimator": ("beta_tcvae",),
+        "discriminator_units": ("factor_vae",),
+        "dip_variant": ("dip_vae",),
+        "lambda_od": ("dip_vae",),
+        "lambda_d": ("dip_vae",),
         "capacity": ("beta_vae",),
-        "gamma": ("beta_vae",),
+        "gamma": ("beta_vae", "beta_tcvae", "factor_vae"),
         "capacity_steps": ("beta_vae",),
         "num_codes": vq,
         "code_dim": vq,
@@ -287,6 +316,12 @@ def _model_kwargs(args):
                 f"`--{option.replace('_', '-')}` applies to {', '.join(models)}. Received it for: {args.model}"
             )
         kwargs[option] = value
+    renamed = {"discriminator_units": "hidden_units", "dip_variant": "variant"}
+    kwargs = {renamed.get(k, k): v for k, v in kwargs.items()}
+    if args.model == "conv_vae" and "beta" in kwargs:
+        from keras_vae import penalties
+
+        kwargs["penalty"] = penalties.WeightedKL(kwargs.pop("beta"))
     return kwargs
 
 
@@ -319,7 +354,38 @@ def _default_likelihood(args, model):
     if model == "vq_vae":
         return "gaussian"
     grey_digits = not (args.images or args.arrays) and (args.dataset or "mnist") in ("mnist", "fashion_mnist")
-    return "bernoulli" if grey_digits else "discretized_logistic"
+    return "bernoulli" if grey_digits or _is_sprites(args) else "discretized_logistic"
+
+
+def _is_sprites(args):
+    return getattr(args, "dataset", None) in DISENTANGLEMENT_DATASETS
+
+
+def _sprites_dataset(args, values, training, num_examples, with_labels):
+    """`--dataset sprites` (rendered) or `dsprites` (TFDS): the whole grid to
+    train on, or a fixed draw of `num_examples` of it (the evaluation draw,
+    seed `--seed` + 1, unless `training`); labels are the shape index."""
+    from keras_vae import sprites
+
+    given = {"--image-size": args.image_size, "--crop": args.crop, "--binarize": args.binarize != "auto" or None}
+    for flag, value in given.items():
+        if value is not None:
+            raise ValueError(f"`{flag}` does not apply to --dataset {args.dataset}: its images are 64x64 and binary. "
+                             f"Received: {flag} {getattr(args, flag[2:].replace('-', '_'))}")
+    if values not in ("binary", "unit"):
+        raise ValueError(f"`--likelihood` must model binary or [0, 1] pixels for --dataset {args.dataset} (its "
+                         f"images are binary): bernoulli or continuous_bernoulli. Received a likelihood of {values} "
+                         "pixels")
+    source = dict(source="rendered", data_dir=None, manual_dir=None) if args.dataset == "sprites" else dict(
+        source="tfds", data_dir=args.data_dir, manual_dir=args.manual_dir)
+    if training and num_examples is None:
+        ds = sprites.load_dataset(batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                                  with_factors=with_labels, **source)
+    else:
+        seed = args.seed if training else (args.seed + 1) % (validation.MAX_SEED + 1)
+        ds = sprites.evaluation_dataset(num_examples or SPRITES_EVAL_IMAGES, batch_size=args.batch_size, seed=seed,
+                                        with_factors=with_labels, **source)
+    return ds.map(lambda x, f: (x, f[:, 0])) if with_labels else ds
 
 
 def _dataset(args, split, likelihood, training, num_examples=None, with_labels=False):
@@ -328,6 +394,8 @@ def _dataset(args, split, likelihood, training, num_examples=None, with_labels=F
     from keras_vae import data
 
     values = (likelihoods.make(likelihood, (1, 1, 1)) if isinstance(likelihood, str) else likelihood).values
+    if _is_sprites(args):
+        return _sprites_dataset(args, values, training, num_examples, with_labels)
     common = dict(batch_size=args.batch_size, binarize=_binarize(args.binarize, values), shuffle=training,
                   seed=args.seed, num_examples=num_examples, values="unit" if values == "binary" else values,
                   image_size=args.image_size, crop=args.crop, with_labels=with_labels)
@@ -352,13 +420,18 @@ def train(args):
     import keras_vae
     from keras_vae import distribute, plotting
 
+    if args.train_examples is not None and _is_sprites(args):
+        raise ValueError(f"`--train-examples` does not apply to --dataset {args.dataset} (the grid's first images "
+                         "in index order are all small squares); shorten a run with --steps-per-epoch. "
+                         f"Received: --train-examples {args.train_examples}")
     if args.train_examples is not None and args.train_examples < args.batch_size:
         raise ValueError(
             "`--train-examples` must be at least `--batch-size` (incomplete training batches are dropped). "
             f"Received: --train-examples={args.train_examples}, --batch-size={args.batch_size}"
         )
     classes = {"vae": keras_vae.VAE, "beta_vae": keras_vae.BetaVAE, "conv_vae": keras_vae.ConvVAE,
-               "ae": keras_vae.AE, "conv_ae": keras_vae.ConvAE, "vq_vae": keras_vae.VQVAE}
+               "ae": keras_vae.AE, "conv_ae": keras_vae.ConvAE, "vq_vae": keras_vae.VQVAE,
+               "beta_tcvae": keras_vae.BetaTCVAE, "factor_vae": keras_vae.FactorVAE, "dip_vae": keras_vae.DIPVAE}
     kwargs = _model_kwargs(args)
     kwargs.setdefault("likelihood", _default_likelihood(args, args.model))
     out = args.output_dir or os.path.join("runs", f"{args.model}_{_source_name(args)}")
@@ -367,6 +440,14 @@ def train(args):
     train_ds = _dataset(args, "train", kwargs["likelihood"], training=True, num_examples=args.train_examples)
     test_ds = _dataset(args, "test", kwargs["likelihood"], training=False)
     kwargs["data_shape"] = tuple(train_ds.element_spec.shape[1:])
+    if args.model == "beta_tcvae":  # N of the minibatch estimators: the examples of one pass
+        batches = int(train_ds.cardinality())
+        if batches < 1:
+            raise ValueError(f"beta_tcvae needs the number of training examples, and the pipeline of "
+                             f"{_source_name(args)} does not know it (cardinality {batches})")
+        kwargs["dataset_size"] = batches * args.batch_size
+    if args.steps_per_epoch is not None:
+        train_ds = train_ds.repeat()
     with strategy.scope():
         model = classes[args.model](name=args.model, **kwargs)
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
@@ -384,8 +465,8 @@ def train(args):
         watch = [keras.callbacks.TensorBoard(args.tensorboard),
                  callbacks.ImageSummaries(args.tensorboard, next(iter(test_ds))[:16], seed=args.seed)]
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, callbacks=backup + watch,
-                        verbose=1 if sys.stdout.isatty() else 2)
+    history = model.fit(train_ds, validation_data=test_ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                        callbacks=backup + watch, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - start
     fingerprint = _save_trained(model, os.path.join(out, "model.keras"), strategy, backup, model.optimizer, args.model)
     if not distribute.is_chief(strategy):

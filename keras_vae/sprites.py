@@ -51,7 +51,8 @@ point lies in the closed shape, else 0).
 `RenderedSprites` and `DSprites` serve the ground-truth protocol of the
 disentanglement metrics (`factor_sizes`, `factor_names`, `observation_shape`,
 `sample_factors`, `sample_observations_from_factors`); `ground_truth(source)`
-builds either. `load_dataset` is the training pipeline over the grid.
+builds either. `load_dataset` is the training pipeline over the grid,
+`evaluation_dataset` a fixed draw of it for validation and plots.
 """
 
 import math
@@ -496,6 +497,62 @@ def load_dataset(batch_size=64, shuffle=True, seed=None, num_examples=None, with
             f"`batch_size` must be at most the number of examples when incomplete batches are dropped "
             f"(the default when shuffling): there are {size}"
             f"{'' if num_examples is None else f' (num_examples={num_examples})'}. Received: batch_size={batch_size}")
+    positions = tf.data.Dataset.range(size).batch(batch_size, drop_remainder=drop_remainder)
+    if shuffle:
+        # One seed pair per epoch, from a stream reproducible given `seed` that changes every iteration.
+        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        epoch_seeds = epoch_seeds.batch(2, drop_remainder=True).take(1)
+        num_batches = size // batch_size if drop_remainder else -(-size // batch_size)
+        indices = epoch_seeds.flat_map(lambda pair: positions.map(lambda i: _shuffled(i, pair, size)))
+        indices = indices.apply(tf.data.experimental.assert_cardinality(num_batches))
+    else:
+        indices = positions
+    # Under several workers every worker builds this same pipeline (same seed,
+    # same order) and keeps its own share of each global batch.
+    return _pipeline(indices, with_factors, source, data_dir, manual_dir)
+
+
+def evaluation_dataset(num_examples=10000, batch_size=100, seed=1, with_factors=False, source="rendered",
+                       data_dir=None, manual_dir=None):
+    """A fixed draw of grid images for `validation_data`, `evaluate` and plots.
+
+    dSprites has no test split (disentanglement_lib measures on the training
+    grid too): these are the first `num_examples` images of the order in which
+    `load_dataset(shuffle=True, seed=seed)` visits the whole grid in its first
+    epoch, the same images, in the same order, at every iteration.
+
+    Args:
+        num_examples: How many images, at most the grid's 737,280.
+        batch_size: Batch size (the last batch may be smaller).
+        seed: The draw.
+        with_factors: Yield `(images, factors)`, factors int64 `[batch, 5]`.
+        source, data_dir, manual_dir: As for `load_dataset`.
+
+    Returns:
+        A `tf.data.Dataset` of float32 images `[batch, 64, 64, 1]` in {0, 1}, or `(images, factors)`.
+    """
+    validation.positive_int("num_examples", num_examples)
+    if num_examples > NUM_IMAGES:
+        raise ValueError(f"`num_examples` must be at most the {NUM_IMAGES} images of the grid. "
+                         f"Received: num_examples={num_examples}")
+    validation.positive_int("batch_size", batch_size)
+    validation.seed("seed", seed)
+    with_factors = _check_bool("with_factors", with_factors)
+    _check_source(source, data_dir, manual_dir)
+    # The first epoch's seed pair of `load_dataset`'s stream, and its permutation's first positions.
+    pair = next(iter(tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)))
+    indices = _shuffled(tf.range(num_examples, dtype=tf.int64), pair, NUM_IMAGES)
+    return _pipeline(tf.data.Dataset.from_tensor_slices(indices).batch(batch_size), with_factors, source,
+                     data_dir, manual_dir)
+
+
+def _shuffled(positions, pair, size):
+    """Position -> grid index under the permutation of `[0, size)` that `pair` seeds."""
+    return tf.random.experimental.index_shuffle(positions, pair, tf.constant(size - 1, tf.int64))
+
+
+def _pipeline(indices, with_factors, source, data_dir, manual_dir):
+    """Batches of grid indices -> batches of images (and factors), prefetched."""
     if source == "rendered":
         images_of = _render
     else:
@@ -504,18 +561,6 @@ def load_dataset(batch_size=64, shuffle=True, seed=None, num_examples=None, with
         def images_of(factors):
             return _unpack_tensor(tf.gather(packed, _index_of_tensor(factors)))
 
-    positions = tf.data.Dataset.range(size).batch(batch_size, drop_remainder=drop_remainder)
-    if shuffle:
-        # One seed pair per epoch, from a stream reproducible given `seed` that changes every iteration.
-        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        epoch_seeds = epoch_seeds.batch(2, drop_remainder=True).take(1)
-        num_batches = size // batch_size if drop_remainder else -(-size // batch_size)
-        indices = epoch_seeds.flat_map(lambda pair: positions.map(
-            lambda i: tf.random.experimental.index_shuffle(i, pair, tf.constant(size - 1, tf.int64))))
-        indices = indices.apply(tf.data.experimental.assert_cardinality(num_batches))
-    else:
-        indices = positions
-
     def example(index):
         factors = _factors_of_tensor(index)
         images = images_of(factors)
@@ -523,8 +568,6 @@ def load_dataset(batch_size=64, shuffle=True, seed=None, num_examples=None, with
         return (images, factors) if with_factors else images
 
     ds = indices.map(example, num_parallel_calls=tf.data.AUTOTUNE)
-    # Under several workers every worker builds this same pipeline (same seed,
-    # same order) and keeps its own share of each global batch.
     return distribute.shardable(ds).prefetch(tf.data.AUTOTUNE)
 
 
@@ -535,6 +578,6 @@ def _index_of_tensor(factors):
 
 __all__ = [
     "FACTOR_NAMES", "FACTOR_SIZES", "FACTOR_VALUES", "IMAGE_SHAPE", "NUM_IMAGES", "SHAPES", "SOURCES", "TFDS_FILE",
-    "TFDS_LABELS", "DSprites", "RenderedSprites", "factor_values", "factors_of", "ground_truth", "index_of",
-    "load_dataset", "render",
+    "TFDS_LABELS", "DSprites", "RenderedSprites", "evaluation_dataset", "factor_values", "factors_of", "ground_truth",
+    "index_of", "load_dataset", "render",
 ]

@@ -13,8 +13,8 @@ Protocol:
   settings, the representation being the posterior mean; each metric is kept
   in `<work-dir>/disentanglement.json` as it finishes, so a killed run
   resumes at the next one;
-- reconstruction loss, KL and ELBO: `model.evaluate` on `EVAL_IMAGES` grid
-  images drawn by `load_dataset(shuffle=True, seed=EVAL_SEED)` (dSprites has
+- reconstruction loss, KL and ELBO: `model.evaluate` on the `EVAL_IMAGES`
+  grid images of `sprites.evaluation_dataset(seed=EVAL_SEED)` (dSprites has
   no test split; disentanglement_lib measures on the training grid too);
   the KL per latent unit on the first 2,000 of them;
 - a re-check value for CI: the reconstruction loss of the posterior mean
@@ -67,8 +67,7 @@ def training_data(args):
 
 def evaluation_images(count=EVAL_IMAGES, batch_size=100):
     """The first `count` images of the grid in the order `load_dataset(seed=EVAL_SEED)` draws."""
-    return sprites.load_dataset(batch_size=batch_size, shuffle=True, seed=EVAL_SEED,
-                                with_factors=True).take(count // batch_size)
+    return sprites.evaluation_dataset(count, batch_size=batch_size, seed=EVAL_SEED, with_factors=True)
 
 
 def _images_and_factors(count):
@@ -212,8 +211,8 @@ Command (from the repository root):
 - Metrics: `keras_vae.disentanglement.evaluate(representation(model), sprites.ground_truth(), seed=0)`,
   disentanglement_lib's definitions and {settings}, the representation being the posterior mean.
   The full score dictionaries are in `metrics.json`.
-- Reconstruction loss, KL and ELBO: `model.evaluate` on {m["eval_images"]:,} grid images drawn with
-  `load_dataset(shuffle=True, seed={EVAL_SEED})` (dSprites has no test split).
+- Reconstruction loss, KL and ELBO: `model.evaluate` on the {m["eval_images"]:,} grid images of
+  `sprites.evaluation_dataset(seed={EVAL_SEED})` (dSprites has no test split).
 {notes}
 {files_section(args.entry, record)}"""
 

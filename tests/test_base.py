@@ -129,6 +129,30 @@ def test_several_replicas_train_without_xla_and_one_step_per_execution(two_repli
     assert (single.jit_compile, single.steps_per_execution) == (True, VAE.default_steps_per_execution)
 
 
+def test_step_counts_that_the_default_steps_per_execution_does_not_divide_are_run_exactly(mnist_binary, tmp_path):
+    """Keras runs whole calls of `steps_per_execution` steps: 3 steps an epoch
+    at 8 per call would train 8."""
+    batches = tf.data.Dataset.from_tensor_slices(mnist_binary).batch(16)
+    model = VAE(latent_dim=2, hidden_units=(16,), seed=0)
+    model.compile()
+    model.fit(batches.repeat(), epochs=2, steps_per_epoch=3, verbose=0)
+    assert (int(model.optimizer.iterations), model.steps_per_execution) == (6, 3)
+    model.fit(batches, epochs=1, verbose=0)  # one pass of 16 batches: the default again
+    assert (int(model.optimizer.iterations), model.steps_per_execution) == (22, VAE.default_steps_per_execution)
+    model.fit(batches.repeat(), steps_per_epoch=12, validation_data=batches, validation_steps=6, verbose=0)
+    assert (int(model.optimizer.iterations), model.steps_per_execution) == (34, 6)
+    # `steps=5` scores the first 5 batches, no more (the evaluation noise is reset at each call).
+    assert model.evaluate(batches, steps=5, verbose=0) == model.evaluate(batches.take(5), verbose=0)
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").steps_per_execution == VAE.default_steps_per_execution
+    explicit = VAE(latent_dim=2, hidden_units=(16,), seed=0)
+    explicit.compile(steps_per_execution=4)
+    with pytest.raises(ValueError, match=r"`steps_per_epoch` must be a multiple of the compiled `steps_per_execution` "
+                       r"\(4\): Keras runs 4 steps per call, so 6 would run 8. Received: steps_per_epoch=6"):
+        explicit.fit(batches.repeat(), steps_per_epoch=6, verbose=0)
+    assert int(explicit.optimizer.iterations) == 0
+
+
 class _LogisticPosterior(BaseVAE):
     """Not a Gaussian: sampled through `posterior.sample`, KL by Monte Carlo."""
 

@@ -131,7 +131,18 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "conv_vae", "--beta", "2"], "`--beta` applies to beta_vae"),
+    (["train", "conv_ae", "--beta", "2"], "`--beta` applies to beta_vae, conv_vae, beta_tcvae, vq_vae. Received it"),
+    (["train", "vae", "--alpha", "2"], "`--alpha` applies to beta_tcvae. Received it for: vae"),
+    (["train", "beta_tcvae", "--estimator", "exact"], "argument --estimator: invalid choice: 'exact'"),
+    (["train", "dip_vae", "--lambda-od", "-1"], "argument --lambda-od: must be a finite number >= 0"),
+    (["train", "factor_vae", "--dataset", "sprites", "--train-examples", "640"],
+     "`--train-examples` does not apply to --dataset sprites (the grid's first images in index order are all small "
+     "squares); shorten a run with --steps-per-epoch. Received: --train-examples 640"),
+    (["train", "factor_vae", "--dataset", "sprites", "--image-size", "32"],
+     "`--image-size` does not apply to --dataset sprites: its images are 64x64 and binary. Received: --image-size 32"),
+    (["train", "conv_vae", "--dataset", "sprites", "--likelihood", "discretized_logistic"],
+     "`--likelihood` must model binary or [0, 1] pixels for --dataset sprites"),
+    (["train", "vae", "--steps-per-epoch", "0"], "argument --steps-per-epoch: must be a positive integer"),
     (["train", "vae", "--latent-dim", "0"], "argument --latent-dim: must be a positive integer; received '0'"),
     (["sample", "missing.keras"], "`model_path` must be an existing .keras file or a zoo entry ("),
     (["export", "vq_vae_mnist", "--base-path", "x", "--version", "0"], "argument --version: must be a positive integer"),
@@ -142,7 +153,7 @@ def test_zoo_lists_entries_and_export_writes_a_version_once(tmp_path, capsys):
     (["train", "vae", "--binarize", "none"], "`--binarize` must be dynamic or static for the bernoulli"),
     (["train", "vq_vae", "--latent-dim", "4"], "`--latent-dim` applies to vae, beta_vae, conv_vae, ae, conv_ae"),
     (["train", "vae", "--num-codes", "4"], "`--num-codes` applies to vq_vae. Received it for: vae"),
-    (["train", "vae", "--network", "residual"], "`--network` applies to conv_vae, conv_ae. Received it for: vae"),
+    (["train", "vae", "--network", "residual"], "`--network` applies to conv_vae, conv_ae, beta_tcvae, factor_vae, dip_vae. Received"),
     (["train", "conv_ae", "--prior", "vamp"], "`--prior` applies to vae, beta_vae, conv_vae. Received it for: conv_ae"),
     (["train", "ae", "--free-bits", "0.5"], "`--free-bits` applies to vae, beta_vae, conv_vae. Received it for: ae"),
     (["train", "vae", "--kl-warmup-steps", "-3"], "argument --kl-warmup-steps: must be an integer >= 0; received '-3'"),
@@ -234,6 +245,34 @@ def test_the_console_holds_no_spurious_lines(tfds_dir, manual_dirs, tmp_path):
     # Nor TensorFlow's warning that a cache was read only partly (TFDS's auto-cache under --train-examples).
     assert "did not fully read the dataset being cached" not in stderr["0"], stderr["0"]
     assert "tf_record_dataset_op" in stderr["0"] and "shuffle=True" not in stderr["0"]
+
+
+def test_a_disentangled_model_trains_on_sprites_for_the_steps_asked_then_is_measured(tmp_path, capsys):
+    """`--steps-per-epoch` 3 is not a multiple of the automatic
+    steps_per_execution: exactly 3 steps an epoch must still run."""
+    result = run("train", "factor_vae", "--dataset", "sprites", "--epochs", 2, "--steps-per-epoch", 3,
+                 "--batch-size", 16, "--latent-dim", 4, "--filters", "8,8,16,16", "--discriminator-units", "16,16",
+                 "--gamma", 20, "--output-dir", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert type(model).__name__ == "FactorVAE" and (model.latent_dim, model.penalty_layer.gamma) == (4, 20.0)
+    assert model.penalty_layer.hidden_units == (16, 16)
+    assert model.data_shape == (64, 64, 1) and int(model.optimizer.iterations) == 6
+    history = json.loads((tmp_path / "history.json").read_text())["history"]
+    assert len(history["loss"]) == 2 and {"discriminator_loss", "val_elbo"} <= set(history)
+    assert (tmp_path / "samples.png").exists()
+    path = str(tmp_path / "model.keras")
+    # In-process; the evaluation draw is fixed, so two evaluations agree.
+    assert cli.main(["evaluate", path, "--dataset", "sprites", "--batch-size", "100"]) == 0
+    assert cli.main(["evaluate", path, "--dataset", "sprites", "--batch-size", "100"]) == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines()[-2:])
+    assert first == second and first["dataset"] == "sprites" and first["elbo"] < 0
+    png = tmp_path / "traversal.png"
+    assert cli.main(["plot", path, "--kind", "traversal", "--dataset", "sprites", "--num-images", "10",
+                     "--output", str(png)]) == 0
+    assert matplotlib.image.imread(png).shape[:2] == (3 * (4 * 65 - 1) + 30, 3 * (9 * 65 - 1))  # 4 units, 9 steps, zoom 3
+    assert cli.main(["disentanglement", path, "--metrics", "mig", "--num-train", "200"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mig"]["discrete_mig"] <= 1
 
 
 def test_vq_vae_trains_then_its_prior_then_samples(tfds_dir, manual_dirs, tmp_path):

@@ -250,6 +250,20 @@ def test_pipeline_in_order_and_remainders():
     np.testing.assert_array_equal(np.sort(_indices(kept)), np.arange(300))
 
 
+def test_evaluation_draw_is_the_first_epoch_of_the_training_order_at_every_iteration():
+    ds = sprites.evaluation_dataset(num_examples=250, batch_size=100, seed=7, with_factors=True)
+    assert [int(f.shape[0]) for _, f in ds] == [100, 100, 50]  # the last batch is kept
+    first, second = _indices(ds), _indices(ds)
+    np.testing.assert_array_equal(first, second)
+    training = sprites.load_dataset(batch_size=50, seed=7, with_factors=True)
+    np.testing.assert_array_equal(_indices(training.take(5)), first)
+    assert len(np.unique(first)) == 250 and np.mean(first != np.arange(250)) > 0.9
+    other = _indices(sprites.evaluation_dataset(num_examples=250, seed=8, with_factors=True))
+    assert len(np.intersect1d(first, other)) < 5  # another seed, another draw
+    images = next(iter(sprites.evaluation_dataset(num_examples=10, batch_size=10, seed=7)))
+    np.testing.assert_array_equal(images.numpy(), sprites.render(sprites.factors_of(first[:10])).numpy())
+
+
 def test_pipeline_trains_with_fit():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(), keras.layers.Dense(4),
@@ -387,6 +401,12 @@ def test_tfds_pipeline_serves_the_loaded_images(tmp_path, monkeypatch):
     (lambda: sprites.load_dataset(with_factors=1), r"`with_factors` must be True or False"),
     (lambda: sprites.load_dataset(source="original"), r"`source` must be one of"),
     (lambda: sprites.load_dataset(manual_dir="/tmp"), r"`manual_dir` applies to source='tfds' only"),
+    (lambda: sprites.evaluation_dataset(num_examples=0), r"`num_examples` must be a positive integer"),
+    (lambda: sprites.evaluation_dataset(num_examples=737281), r"`num_examples` must be at most .*=737281"),
+    (lambda: sprites.evaluation_dataset(batch_size=-2), r"`batch_size` must be a positive integer"),
+    (lambda: sprites.evaluation_dataset(seed=None), r"`seed` must be an integer in \[0, 2147483647\]"),
+    (lambda: sprites.evaluation_dataset(with_factors="no"), r"`with_factors` must be True or False"),
+    (lambda: sprites.evaluation_dataset(source="tfds", data_dir=None, manual_dir=None, seed=1.5), r"`seed` must"),
     (lambda: sprites.load_dataset(batch_size=128, num_examples=100),
      r"`batch_size` must be at most the number of examples .*there are 100 .*Received: batch_size=128"),
 ])

@@ -25,6 +25,7 @@ turns that into `train_step` / `test_step` for plain `model.fit` /
 `BaseVAE` (the ELBO) and `PixelCNN` (a code-map density) share it.
 """
 
+import inspect
 import warnings
 
 import keras
@@ -49,6 +50,9 @@ class ObjectiveModel(keras.Model):
     #: step overhead in `fit` (converting the logs of every batch) costs ~7%
     #: of a small MLP's step on CPU; 8 steps per call amortise it
     #: (scripts/benchmark.py). Batch-level callbacks then fire every 8 steps.
+    #: Keras runs whole calls (3 `steps_per_epoch` at 8 per call train 8
+    #: steps), so a `steps_per_epoch`, `validation_steps` or `steps` that 8
+    #: does not divide runs with the largest count that does.
     default_steps_per_execution = 8
 
     def compute_terms(self, x, training=False):
@@ -172,6 +176,7 @@ class ObjectiveModel(keras.Model):
         if jit_compile == "auto" and not tf.config.list_physical_devices("GPU"):
             jit_compile = self.default_jit_compile and not kwargs.get("run_eagerly", False)
         explicit_steps = steps_per_execution not in (None, 1)
+        given_steps = steps_per_execution
         if steps_per_execution is None:
             steps_per_execution = self.default_steps_per_execution
         if self.distribute_strategy.num_replicas_in_sync > 1:
@@ -187,6 +192,8 @@ class ObjectiveModel(keras.Model):
                         stacklevel=2,
                     )
             jit_compile, steps_per_execution = False, 1
+        self._automatic_steps_per_execution = given_steps is None
+        self._compiled_steps_per_execution = steps_per_execution
         # In the model's own strategy scope: an optimizer given by name is
         # created there even when `compile` is called outside it.
         with self.distribute_strategy.scope():
@@ -196,6 +203,8 @@ class ObjectiveModel(keras.Model):
                 steps_per_execution=steps_per_execution,
                 **kwargs,
             )
+            # A `.keras` file reloads with the automatic choice when it was one.
+            self._compile_config.config["steps_per_execution"] = given_steps
             for name, given in auxiliary.items():
                 optimizer = keras.optimizers.get(given)
                 if self.dtype_policy.name == "mixed_float16" and not isinstance(
@@ -264,7 +273,34 @@ class ObjectiveModel(keras.Model):
         if kwargs.get("validation_data") is not None:
             self._check_inputs("validation_data", kwargs["validation_data"])
         self._build_optimizer()
+        given = inspect.signature(keras.Model.fit).bind_partial(self, x, y, *args, **kwargs).arguments
+        self._match_steps_per_execution(
+            {name: given.get(name) for name in ("steps_per_epoch", "validation_steps")}, restore=True)
         return super().fit(x, y, *args, **kwargs)
+
+    def _match_steps_per_execution(self, counts, restore):
+        """Sets `steps_per_execution` to the largest divisor of the step
+        `counts` (None: not given) up to the compiled one, which `restore`
+        brings back when they allow it; otherwise leaves it where it divides
+        them (as inside `fit`, whose validation runs `evaluate`)."""
+        if not self.compiled:
+            return
+        given = {name: count for name, count in counts.items() if count is not None}
+        current = self.steps_per_execution
+        if not restore and all(count % current == 0 for count in given.values()):
+            return
+        base = getattr(self, "_compiled_steps_per_execution", current)
+        uneven = {name: count for name, count in given.items() if count % base}
+        if uneven and not getattr(self, "_automatic_steps_per_execution", False):
+            name, count = next(iter(uneven.items()))
+            raise ValueError(
+                f"`{name}` must be a multiple of the compiled `steps_per_execution` ({base}): Keras runs "
+                f"{base} steps per call, so {count} would run {-(-count // base) * base}. Received: {name}={count}"
+            )
+        target = max(d for d in range(1, base + 1) if all(count % d == 0 for count in given.values()))
+        if target != current:
+            self.steps_per_execution = target
+            self.train_function = self.test_function = None  # traced for the old count
 
     def train_on_batch(self, x, *args, **kwargs):
         self._check_inputs("x", x)
@@ -274,6 +310,8 @@ class ObjectiveModel(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         # Also runs for `fit`'s validation_data.
         self._check_inputs("x", x)
+        given = inspect.signature(keras.Model.evaluate).bind_partial(self, x, y, *args, **kwargs).arguments
+        self._match_steps_per_execution({"steps": given.get("steps")}, restore=False)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
