@@ -18,12 +18,15 @@ import os
 import numpy as np
 
 
-def load_nll(work_dir, k):
+def load_nll(work_dir, k, examples=None):
     path = os.path.join(work_dir, f"scores_k{k}.npz")
     if not os.path.exists(path):
         raise SystemExit(f"compare_nll: error: no scores at {path} (run scripts/train_zoo.py to the end first)")
     with np.load(path) as saved:
-        return -saved["log_likelihood"].astype("float64")
+        nll = -saved["log_likelihood"].astype("float64")
+    if examples is not None and len(nll) < examples:
+        raise SystemExit(f"compare_nll: error: --examples {examples} but {path} holds {len(nll)} images")
+    return nll[:examples]
 
 
 def compare(first, second):
@@ -46,8 +49,11 @@ def main(argv=None):
     parser.add_argument("first", help="work directory of the first run")
     parser.add_argument("second", help="work directory of the second run")
     parser.add_argument("--k", type=int, default=5000, help="importance samples of the saved scores")
+    parser.add_argument("--examples", type=int, help="compare the first N test images only (default: all scored)")
     args = parser.parse_args(argv)
-    result = compare(load_nll(args.first, args.k), load_nll(args.second, args.k))
+    if args.examples is not None and args.examples <= 0:
+        parser.error(f"--examples: expected a positive number of images, got {args.examples}")
+    result = compare(load_nll(args.first, args.k, args.examples), load_nll(args.second, args.k, args.examples))
     print(f"{result['images']} test images, k={args.k}")
     print(f"NLL {args.first}: {result['first']:.2f}   {args.second}: {result['second']:.2f}")
     print(f"difference (first - second): {result['difference']:.2f} ± {result['standard_error']:.2f} nats "

@@ -277,6 +277,19 @@ def test_paired_nll_comparison():
         compare_nll.compare(np.zeros(4), np.zeros(3))
 
 
+def test_paired_nll_comparison_of_the_first_images(tmp_path, capsys):
+    """`--examples N` pairs a run scored on N images with the first N of a
+    run scored on more, from the score files `train_zoo.py` writes."""
+    for name, log_likelihood in (("short", [-1.0, -2.0]), ("long", [-2.0, -2.0, -9.0])):
+        os.makedirs(tmp_path / name)
+        np.savez(tmp_path / name / "scores_k5000.npz", batches=1, log_likelihood=np.array(log_likelihood),
+                 elbo=np.array(log_likelihood))
+    compare_nll.main([str(tmp_path / "short"), str(tmp_path / "long"), "--examples", "2"])
+    assert "difference (first - second): -0.50 ± 0.50 nats" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--examples 3 but .*short.* holds 2 images"):
+        compare_nll.main([str(tmp_path / "short"), str(tmp_path / "long"), "--examples", "3"])
+
+
 def test_active_units_match_the_card(tfds_dir, manual_dirs):
     """`scripts/active_units.py` counts units whose posterior mean varies
     over the test set; the shipped `vae_mnist` weights give the card's count."""
