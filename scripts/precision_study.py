@@ -66,10 +66,10 @@ def in_float32(model):
 def rescore_in_float32(args, entry, zoo_args):
     """The bfloat16-trained weights scored by a float32 copy of the model,
     on the same images with the same noise; scores in `<run>/float32_scores`."""
-    recipe = train_zoo.RECIPES[entry]
-    work = os.path.join(run_dir(args, entry, "mixed_bfloat16"), "float32_scores")
+    recipe, trained = train_zoo.RECIPES[entry], run_dir(args, entry, "mixed_bfloat16")
+    work = os.path.join(trained, "float32_scores")
     os.makedirs(work, exist_ok=True)
-    model = in_float32(keras.models.load_model(os.path.join(run_dir(args, entry, "mixed_bfloat16"), "model.keras")))
+    model = in_float32(keras.models.load_model(os.path.join(trained, "model.keras")))
     test = train_zoo.dataset(zoo_args, recipe, "test", training=False, num_examples=args.eval_examples,
                              batch_size=100)
     train_zoo.resumable_scores(model, test, args.eval_k, os.path.join(work, f"scores_k{args.eval_k}.npz"),
@@ -89,12 +89,13 @@ def study(args, entry):
     float32_dir, bfloat16_dir = (run_dir(args, entry, p) for p in POLICIES)
     rescored_dir = rescore_in_float32(args, entry, zoo_args)
     f32 = compare_nll.load_nll(float32_dir, args.eval_k)
+    f32_seconds, bf16_seconds = fit_seconds(float32_dir), fit_seconds(bfloat16_dir)
     return {
         "bfloat16_trained_and_scored": compare_nll.compare(compare_nll.load_nll(bfloat16_dir, args.eval_k), f32),
         "bfloat16_trained_float32_scored": compare_nll.compare(compare_nll.load_nll(rescored_dir, args.eval_k), f32),
-        "float32_fit_seconds": fit_seconds(float32_dir),
-        "bfloat16_fit_seconds": fit_seconds(bfloat16_dir),
-        "bfloat16_speedup": fit_seconds(float32_dir) / fit_seconds(bfloat16_dir),
+        "float32_fit_seconds": f32_seconds,
+        "bfloat16_fit_seconds": bf16_seconds,
+        "bfloat16_speedup": f32_seconds / bf16_seconds,
     }
 
 
