@@ -21,10 +21,15 @@ Protocol:
   (`-log p(x | decoder(latent(x)))`) on the first `CHECK_EXAMPLES` of those
   images, and MIG with 1,000 points (seed 0), both recomputed by
   `tests/test_zoo.py` from the shipped weights.
+
+`python scripts/zoo_sprites.py` prints the README's comparison table from
+the entries' `metrics.json` files.
 """
 
+import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -217,3 +222,32 @@ Command (from the repository root):
 {files_section(args.entry, record)}"""
 
     return write
+
+
+#: The comparison table's entries, in order.
+ENTRIES = ("beta_vae_sprites", "beta_tcvae_sprites", "factor_vae_sprites")
+
+
+def comparison_table(zoo_dir):
+    """The README's table: every metric of each trained sprites entry in
+    `zoo_dir`, its steps and its reconstruction loss (untrained entries are
+    left out)."""
+    header = ["entry", "steps"] + [label for *_, label in SCORES] + ["reconstruction loss"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in ENTRIES:
+        path = os.path.join(zoo_dir, name, "metrics.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            m = json.load(f)["metrics"]
+        s = m["disentanglement"]
+        cells = [f"`{name}`", f"{m['steps']:,}"] + [f"{s[metric][key]:.3f}" for metric, key, _ in SCORES]
+        lines.append("| " + " | ".join(cells + [f"{m['reconstruction_loss']:.2f}"]) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Print the sprites entries' comparison table (markdown).")
+    parser.add_argument("--zoo-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                           "zoo"))
+    sys.stdout.write(comparison_table(parser.parse_args().zoo_dir) + "\n")
