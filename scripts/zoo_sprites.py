@@ -23,18 +23,16 @@ Protocol:
   `tests/test_zoo.py` from the shipped weights.
 
 `python scripts/zoo_sprites.py` prints the README's comparison table from
-the entries' `metrics.json` files.
+the zoo entries' `metrics.json` files.
 """
 
-import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-from keras_vae import disentanglement, files, plotting, sprites
+from keras_vae import disentanglement, files, plotting, sprites, zoo
 from zoo_tools import CHECK_EXAMPLES, figures_markdown, files_section, write_latent_figures
 
 #: Images of the grid `model.evaluate` scores (100 batches of 100).
@@ -224,30 +222,21 @@ Command (from the repository root):
     return write
 
 
-#: The comparison table's entries, in order.
-ENTRIES = ("beta_vae_sprites", "beta_tcvae_sprites", "factor_vae_sprites")
 
-
-def comparison_table(zoo_dir):
-    """The README's table: every metric of each trained sprites entry in
-    `zoo_dir`, its steps and its reconstruction loss (untrained entries are
-    left out)."""
+def comparison_table():
+    """The README's table: every metric, the steps and the reconstruction
+    loss of each zoo entry that `measure` scored (a `disentanglement` record)."""
     header = ["entry", "steps"] + [label for *_, label in SCORES] + ["reconstruction loss"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in ENTRIES:
-        path = os.path.join(zoo_dir, name, "metrics.json")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
+    for name in zoo.names():
+        with open(os.path.join(zoo.entry_dir(name), "metrics.json")) as f:
             m = json.load(f)["metrics"]
-        s = m["disentanglement"]
-        cells = [f"`{name}`", f"{m['steps']:,}"] + [f"{s[metric][key]:.3f}" for metric, key, _ in SCORES]
-        lines.append("| " + " | ".join(cells + [f"{m['reconstruction_loss']:.2f}"]) + " |")
+        if "disentanglement" in m:
+            s = m["disentanglement"]
+            cells = [f"`{name}`", f"{m['steps']:,}"] + [f"{s[metric][key]:.3f}" for metric, key, _ in SCORES]
+            lines.append("| " + " | ".join(cells + [f"{m['reconstruction_loss']:.2f}"]) + " |")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Print the sprites entries' comparison table (markdown).")
-    parser.add_argument("--zoo-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                           "zoo"))
-    sys.stdout.write(comparison_table(parser.parse_args().zoo_dir) + "\n")
+    print(comparison_table())
