@@ -182,6 +182,9 @@ def build_parser():
                        help="Polyak-average the weights (Keras' use_ema=True) with this momentum, e.g. 0.999; the "
                        "saved model holds the averages")
     train.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
+    train.add_argument("--dtype", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                       help="Keras dtype policy of the model; auto: the model's measured default (conv_vae: "
+                       "mixed_bfloat16 on a CPU with AVX512-BF16 or AMX-BF16 and no GPU, float32 elsewhere)")
     train.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                        help="mirrored: all local devices; multi_worker: the cluster in TF_CONFIG")
     train.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted "
@@ -268,6 +271,8 @@ def build_parser():
 
 def _model_kwargs(args):
     kwargs = {"seed": args.seed}
+    if args.dtype != "auto":
+        kwargs["dtype"] = args.dtype
     vq = ("vq_vae",)
     options = {
         "latent_dim": VAES,

@@ -184,9 +184,10 @@ class Gaussian(Likelihood):
     def build(self, input_shape=None):
         if isinstance(self.scale, str):
             shape = () if self.scale == "learned" else self.event_shape
-            # softplus(0.5413) == 1.0: start at unit scale.
+            # softplus(0.5413) == 1.0: start at unit scale. Not autocast: the
+            # log-probabilities stay float32 also inside a mixed-precision call.
             self.raw_scale = self.add_weight(
-                name="raw_scale", shape=shape, initializer=keras.initializers.Constant(0.5413)
+                name="raw_scale", shape=shape, initializer=keras.initializers.Constant(0.5413), autocast=False
             )
         self.built = True
 

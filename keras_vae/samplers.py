@@ -120,10 +120,11 @@ class GaussianMixtureSampler(keras.layers.Layer):
 
     def build(self, input_shape=None):
         k, d = self.components, self.latent_dim
-        self.logits = self.add_weight(name="logits", shape=(k,), trainable=False,
+        # Not autocast: the mixture stays float32 also inside a mixed-precision call.
+        self.logits = self.add_weight(name="logits", shape=(k,), trainable=False, autocast=False,
                                       initializer=keras.initializers.Constant([0.0] + [-1e9] * (k - 1)))
-        self.loc = self.add_weight(name="loc", shape=(k, d), trainable=False, initializer="zeros")
-        self.scale_tril = self.add_weight(name="scale_tril", shape=(k, d, d), trainable=False,
+        self.loc = self.add_weight(name="loc", shape=(k, d), trainable=False, initializer="zeros", autocast=False)
+        self.scale_tril = self.add_weight(name="scale_tril", shape=(k, d, d), trainable=False, autocast=False,
                                           initializer=lambda shape, dtype=None: tf.eye(d, batch_shape=[k]))
         self.built = True
 

@@ -48,6 +48,8 @@ def test_train_writes_model_history_and_plots(trained):
     assert type(model).__name__ == "ConvVAE" and model.latent_dim == 4 and model.filters == (8, 16)
     assert (model.network, model.blocks_per_stage, model.weight_norm) == ("residual", 1, True)
     assert (model.kl_warmup_steps, model.free_bits) == (4, 0.1)
+    # --dtype auto (the default): ConvVAE's measured precision for this machine, saved with the model.
+    assert model.dtype_policy.name == ("mixed_bfloat16" if keras_vae.precision.bfloat16_pays() else "float32")
     assert (type(model.posterior_layer).__name__, type(model.prior_layer).__name__) == ("IAF", "VampPrior")
     assert (type(model.optimizer).__name__, model.optimizer.use_ema, model.optimizer.ema_momentum) == ("Adamax", True, 0.9)
     for name in ("samples", "reconstructions", "interpolations"):

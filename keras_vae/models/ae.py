@@ -57,3 +57,6 @@ class ConvAE(PointLatent, ConvVAE):
 
     Args: as `ConvVAE`.
     """
+
+    # Not measured in bfloat16: Keras' global policy.
+    default_dtype = None

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_vae import validation
+from keras_vae import precision, validation
 from keras_vae.layers import networks
 from keras_vae.models.base import BaseVAE, likelihood_plan
 
@@ -61,6 +61,9 @@ class ConvVAE(BaseVAE):
     # about 1.2x faster on CPU with 4096 rows per call than with 8192 (the
     # MLP decoders are faster with 8192).
     score_rows = 4096
+    # Measured with scripts/precision_study.py: 1.32x faster training (conv
+    # networks), 1.09x (residual), no measurable likelihood cost (README).
+    default_dtype = "mixed_bfloat16"
 
     def __init__(
         self,
@@ -85,7 +88,7 @@ class ConvVAE(BaseVAE):
         blocks_per_stage = validation.positive_int("blocks_per_stage", blocks_per_stage)
         if not isinstance(weight_norm, bool):
             raise ValueError(f"`weight_norm` must be True or False. Received: weight_norm={weight_norm!r}")
-        dtype = kwargs.get("dtype")
+        dtype = kwargs["dtype"] = precision.model_dtype(kwargs.get("dtype"), self.default_dtype)
         kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
         params_shape, input_scale = likelihood_plan(data_shape, kwargs)
         if network in ("conv", "locatello"):

@@ -27,6 +27,8 @@ class _PenalizedConvVAE(ConvVAE):
 
     penalty_class = None
     penalty_args = ()
+    # Their penalties' precision is not measured: Keras' global policy.
+    default_dtype = None
 
     def __init__(self, **kwargs):
         if "penalty" in kwargs:

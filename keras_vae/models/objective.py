@@ -46,6 +46,10 @@ class ObjectiveModel(keras.Model):
     #: an accelerator (Keras itself turns XLA off there); set per model from
     #: `scripts/benchmark.py`.
     default_jit_compile = False
+    #: dtype policy the model is built with when given no `dtype` on a
+    #: machine where `keras_vae.precision.bfloat16_pays()` (measured per
+    #: model with scripts/precision_study.py); `None`: Keras' global policy.
+    default_dtype = None
     #: `steps_per_execution` used when `compile` is not given one: Keras' per
     #: step overhead in `fit` (converting the logs of every batch) costs ~7%
     #: of a small MLP's step on CPU; 8 steps per call amortise it
