@@ -17,7 +17,12 @@ trains, in one process and interleaved round by round:
       `train_step` with three `Mean` trackers, through `model.fit` with the
       zoo model's `steps_per_execution`;
 
-with `jit_compile` on and off, and prints samples/s and the ratios (a)/(b)
+each model in its default precision on this machine (`ConvVAE`: `mixed_bfloat16`
+on a CPU with bfloat16 instructions, `keras_vae.precision`; the table's dtype
+column; `--dtypes float32,mixed_bfloat16` times each in both), (b) and (c) on the
+same networks, so in the same precision, casting
+their outputs to float32 as the model does; with `jit_compile` on and off,
+and prints samples/s and the ratios (a)/(b)
 (what the whole package costs against the floor) and (a)/(c) (what the
 TFP-based contract costs against plain ops under the same `fit`).
 Each round times `--steps` steps after a warm-up (tracing/compilation is not
@@ -51,11 +56,12 @@ MODELS = {
 }
 
 
-def build(name):
-    """The model `name` of `MODELS`, seeded: identical networks on every side."""
+def build(name, dtype=None):
+    """The model `name` of `MODELS`, seeded: identical networks on every side;
+    `dtype` `None`: the model's default precision on this machine."""
     model_class, kwargs = MODELS[name]
     keras.utils.set_random_seed(0)
-    return model_class(seed=0, **kwargs())
+    return model_class(seed=0, dtype=dtype, **kwargs())
 
 
 def make_dataset(args):
@@ -103,9 +109,9 @@ def _time_fit(model, ds, steps, warmup):
     return timer.per_step
 
 
-def zoo_fit(name, ds, jit, steps, warmup):
+def zoo_fit(name, dtype, ds, jit, steps, warmup):
     """(a) The zoo model, compiled with its defaults but for `jit_compile`."""
-    model = build(name)
+    model = build(name, dtype)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit)
     return _time_fit(model, ds, steps, warmup)
 
@@ -115,7 +121,7 @@ def plain_negative_elbo(networks, x, noise_seed):
     `networks` is `(encoder, decoder)`, or `(encoder, decoder, iaf_steps)`
     for an IAF posterior (the posterior's autoregressive networks)."""
     encoder, decoder, *flow = networks
-    params = encoder(x, training=True)
+    params = tf.cast(encoder(x, training=True), tf.float32)  # as the zoo model: float32 under mixed precision
     latent_dim = decoder.input_shape[-1]
     mean, raw_scale, context = params[:, :latent_dim], params[:, latent_dim:2 * latent_dim], params[:, 2 * latent_dim:]
     scale = tf.nn.softplus(raw_scale) + 1e-5
@@ -128,31 +134,31 @@ def plain_negative_elbo(networks, x, noise_seed):
         for i, network in enumerate(flow[0]):
             if i:
                 z = z[:, ::-1]
-            out = network(z, context)
+            out = tf.cast(network(z, context), tf.float32)
             gate = out[..., 1] + 2.0
             s = tf.sigmoid(gate)
             z = s * z + (1 - s) * out[..., 0]
             log_q -= tf.reduce_sum(tf.math.log_sigmoid(gate), -1)
         kl = log_q + tf.reduce_sum(0.5 * tf.square(z) + 0.5 * tf.math.log(2 * 3.141592653589793), -1)
-    logits = decoder(z, training=True)
+    logits = tf.cast(decoder(z, training=True), tf.float32)
     reconstruction = tf.reduce_mean(
         tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), [1, 2, 3])
     )
     return reconstruction, tf.reduce_mean(kl)
 
 
-def _networks(name):
-    reference = build(name)  # only for identical networks
+def _networks(name, dtype):
+    reference = build(name, dtype)  # only for identical networks
     if isinstance(reference.posterior_layer, posteriors.IAF):
         return reference.encoder, reference.decoder, reference.posterior_layer.networks
     return reference.encoder, reference.decoder
 
 
-def hand_written(name, ds, jit, steps, warmup):
+def hand_written(name, dtype, ds, jit, steps, warmup):
     """(b) The floor: same networks and objective in plain ops, no Keras
     trainer and no metrics; a `tf.function` runs `steps_per_execution`
     (the zoo model's default) steps per call, as `fit` does."""
-    networks = _networks(name)
+    networks = _networks(name, dtype)
     variables = [v for layer in tf.nest.flatten(networks) for v in layer.trainable_variables]
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(variables)
@@ -209,8 +215,8 @@ class KerasIoStyleVAE(keras.Model):
         return {t.name: t.result() for t in self.trackers}
 
 
-def keras_io_fit(name, ds, jit, steps, warmup):
-    model = KerasIoStyleVAE(_networks(name))
+def keras_io_fit(name, dtype, ds, jit, steps, warmup):
+    model = KerasIoStyleVAE(_networks(name, dtype))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit,
                   steps_per_execution=MODELS[name][0].default_steps_per_execution)
     return _time_fit(model, ds, steps, warmup)
@@ -225,6 +231,9 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     parser.add_argument("--jit", default="both", choices=("both", "default"),
                         help="time jit_compile on and off, or only each model's default")
+    parser.add_argument("--dtypes", default="default",
+                        help="comma-separated Keras dtype policies to time each model in (e.g. "
+                        "float32,mixed_bfloat16); default: each model's default precision on this machine")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--manual-dir", default=None)
     args = parser.parse_args()
@@ -233,7 +242,8 @@ def main():
     ds = make_dataset(args)
     sides = {"a": zoo_fit, "b": hand_written, "c": keras_io_fit}
     rows = []
-    for name in args.models.split(","):
+    dtypes = [None if d == "default" else d for d in args.dtypes.split(",")]
+    for name, dtype in ((n, d) for n in args.models.split(",") for d in dtypes):
         model_class = MODELS[name][0]
         for jit in (True, False) if args.jit == "both" else (model_class.default_jit_compile,):
             per_step = {side: [] for side in sides}
@@ -241,14 +251,16 @@ def main():
                 # Rotate the order so that drift on a shared machine cancels out.
                 order = list(sides)[round_ % 3:] + list(sides)[: round_ % 3]
                 for side in order:
-                    per_step[side].append(sides[side](name, ds, jit, args.steps, args.warmup))
+                    per_step[side].append(sides[side](name, dtype, ds, jit, args.steps, args.warmup))
             rate = {side: args.batch_size / statistics.median(t) for side, t in per_step.items()}
-            default = "yes" if jit == model_class.default_jit_compile else ""
-            rows.append((name, str(jit), default, f"{rate['a']:,.0f}", f"{rate['b']:,.0f}",
+            policy = build(name, dtype).dtype_policy.name
+            default = "yes" if jit == model_class.default_jit_compile and policy == build(name).dtype_policy.name \
+                else ""
+            rows.append((name, policy, str(jit), default, f"{rate['a']:,.0f}", f"{rate['b']:,.0f}",
                          f"{rate['a'] / rate['b']:.3f}", f"{rate['c']:,.0f}", f"{rate['a'] / rate['c']:.3f}"))
             print(" | ".join(rows[-1]), flush=True)
 
-    header = ("model", "jit_compile", "default", "(a) zoo fit samples/s", "(b) hand-written samples/s",
+    header = ("model", "dtype", "jit_compile", "default", "(a) zoo fit samples/s", "(b) hand-written samples/s",
               "ratio (a)/(b)", "(c) keras.io-style fit samples/s", "ratio (a)/(c)")
     print()
     print("| " + " | ".join(header) + " |")
