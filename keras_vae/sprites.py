@@ -464,8 +464,9 @@ def load_dataset(batch_size=64, shuffle=True, seed=None, num_examples=None, with
             (`tf.random.experimental.index_shuffle`, exact, no memory), a new one
             each epoch; else in index order.
         seed: Makes shuffling reproducible: two pipelines built with the same
-            seed yield the same sequence of epochs, while each epoch still
-            differs from the previous one. Required for training on several
+            seed (and the same TensorFlow global seed, which TF combines with
+            every op seed) yield the same sequence of epochs, while each epoch
+            still differs from the previous one. Required for training on several
             workers (`TF_CONFIG`), as in `keras_vae.data.load_dataset`.
         num_examples: Use only the linear indices `[0, num_examples)`.
         with_factors: Yield `(images, factors)`, factors int64 `[batch, 5]`.
@@ -519,7 +520,8 @@ def evaluation_dataset(num_examples=10000, batch_size=100, seed=1, with_factors=
     dSprites has no test split (disentanglement_lib measures on the training
     grid too): these are the first `num_examples` images of the order in which
     `load_dataset(shuffle=True, seed=seed)` visits the whole grid in its first
-    epoch, the same images, in the same order, at every iteration.
+    epoch in a program without a TensorFlow global seed, the same images, in
+    the same order, at every iteration and whatever global seed is set.
 
     Args:
         num_examples: How many images, at most the grid's 737,280.
@@ -539,11 +541,23 @@ def evaluation_dataset(num_examples=10000, batch_size=100, seed=1, with_factors=
     validation.seed("seed", seed)
     with_factors = _check_bool("with_factors", with_factors)
     _check_source(source, data_dir, manual_dir)
-    # The first epoch's seed pair of `load_dataset`'s stream, and its permutation's first positions.
-    pair = next(iter(tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)))
-    indices = _shuffled(tf.range(num_examples, dtype=tf.int64), pair, NUM_IMAGES)
+    indices = _shuffled(tf.range(num_examples, dtype=tf.int64), _first_epoch_pair(seed), NUM_IMAGES)
     return _pipeline(tf.data.Dataset.from_tensor_slices(indices).batch(batch_size), with_factors, source,
                      data_dir, manual_dir)
+
+
+def _first_epoch_pair(seed):
+    """The first epoch's seed pair of `load_dataset(shuffle=True, seed=seed)`'s
+    stream as a program that sets no TensorFlow global seed draws it. TF
+    combines an op's seed with the global one (`tf.random.set_seed`,
+    `keras.utils.set_random_seed`), which would make this fixed draw depend
+    on what the caller seeded; a fresh graph has no global seed."""
+    with tf.Graph().as_default():
+        stream = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        first = stream.take(1).get_single_element()
+        with tf.compat.v1.Session() as session:
+            pair = session.run(first)
+    return tf.constant(pair)
 
 
 def _shuffled(positions, pair, size):

@@ -262,6 +262,14 @@ def test_evaluation_draw_is_the_first_epoch_of_the_training_order_at_every_itera
     assert len(np.intersect1d(first, other)) < 5  # another seed, another draw
     images = next(iter(sprites.evaluation_dataset(num_examples=10, batch_size=10, seed=7)))
     np.testing.assert_array_equal(images.numpy(), sprites.render(sprites.factors_of(first[:10])).numpy())
+    # A global seed (which TF combines with every op seed) leaves the fixed draw as it is.
+    tf.random.set_seed(123)
+    try:
+        np.testing.assert_array_equal(_indices(sprites.evaluation_dataset(num_examples=250, seed=7,
+                                                                          with_factors=True)), first)
+        assert (_indices(sprites.load_dataset(batch_size=50, seed=7, with_factors=True).take(5)) != first).mean() > 0.9
+    finally:
+        tf.random.set_seed(None)
 
 
 def test_pipeline_trains_with_fit():
