@@ -3,7 +3,7 @@
 `ConvVAE` trains 1.32x faster under `mixed_bfloat16` than in float32 on a
 CPU with AVX512-BF16 / AMX-BF16 instructions, at no measurable cost in
 likelihood (README, "bfloat16 on this CPU"). A model class declares such a
-measured default (`ObjectiveModel.bfloat16_default`); `model_dtype` applies
+measured default (`ObjectiveModel.default_dtype`); `model_dtype` applies
 it when the caller passed no `dtype` and left Keras' global policy at its
 float32 default, on a machine where it was measured to pay: a CPU with
 those instructions, oneDNN on (TensorFlow's default; without it bfloat16
