@@ -144,6 +144,9 @@ def build_parser():
                        help="the networks of conv_vae, conv_ae (default conv) and of beta_tcvae, factor_vae, "
                        "dip_vae (default locatello: disentanglement_lib's)")
     train.add_argument("--blocks-per-stage", type=POSITIVE_INT, help="residual blocks per stage (conv_vae, default 2)")
+    train.add_argument("--dense-units", type=_int_list,
+                       help="dense layers between the conv stages and the latent, mirrored in the decoder, e.g. 450 "
+                       "(conv_vae, conv_ae and the disentanglement models; default none, locatello 256)")
     train.add_argument("--weight-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="weight-normalised residual convolutions, initialised from the first training batch "
                        "(conv_vae --network residual; default on)")
@@ -290,6 +293,7 @@ def _model_kwargs(args):
         "network": CONV,
         "blocks_per_stage": CONV,
         "weight_norm": CONV,
+        "dense_units": CONV,
         "beta": ("beta_vae", "conv_vae", "beta_tcvae", "vq_vae"),
         "alpha": ("beta_tcvae",),
         "estimator": ("beta_tcvae",),

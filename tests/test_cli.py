@@ -31,7 +31,7 @@ def trained(tfds_dir, manual_dirs, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     result = run("train", "conv_vae", "--dataset", "mnist", "--epochs", 2, "--train-examples", 512,
                  "--batch-size", 64, "--latent-dim", 4, "--filters", "8,16", "--network", "residual",
-                 "--blocks-per-stage", 1, "--kl-warmup-steps", 4, "--free-bits", 0.1, "--posterior", "iaf",
+                 "--blocks-per-stage", 1, "--dense-units", 12, "--kl-warmup-steps", 4, "--free-bits", 0.1, "--posterior", "iaf",
                  "--prior", "vamp", "--optimizer", "adamax", "--ema-momentum", 0.9, "--output-dir", out,
                  "--tensorboard", out / "logs", "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -46,7 +46,7 @@ def test_train_writes_model_history_and_plots(trained):
     assert len(history["history"]["loss"]) == 2 and "val_elbo" in history["history"]
     model = keras.models.load_model(out / "model.keras")
     assert type(model).__name__ == "ConvVAE" and model.latent_dim == 4 and model.filters == (8, 16)
-    assert (model.network, model.blocks_per_stage, model.weight_norm) == ("residual", 1, True)
+    assert (model.network, model.blocks_per_stage, model.weight_norm, model.dense_units) == ("residual", 1, True, (12,))
     assert (model.kl_warmup_steps, model.free_bits) == (4, 0.1)
     # --dtype auto (the default): ConvVAE's measured precision for this machine, saved with the model.
     assert model.dtype_policy.name == ("mixed_bfloat16" if keras_vae.precision.bfloat16_pays() else "float32")

@@ -18,8 +18,16 @@ class TestResidualConvVAE(ModelTests):
     init_kwargs = {"latent_dim": 4, "filters": (4, 8), "network": "residual", "activation": "elu", "blocks_per_stage": 1}
     bad_constructor_args = ModelTests.bad_constructor_args + [
         ({"network": "resnet"}, "network"), ({"blocks_per_stage": 0}, "blocks_per_stage"),
-        ({"weight_norm": "yes"}, "weight_norm"),
+        ({"weight_norm": "yes"}, "weight_norm"), ({"dense_units": (8, 0)}, "dense_units"),
     ]
+
+
+class TestResidualConvVAEWithDenseLayers(ModelTests):
+    model_class = ConvVAE
+    # ReLU: graph-mode `predict` fuses Dense + bias + ELU into one kernel whose
+    # ELU differs from the eager op by an ulp, so the mixin's exact
+    # eager/graph equality would not hold with ELU dense layers.
+    init_kwargs = {**TestResidualConvVAE.init_kwargs, "dense_units": (12,), "activation": "relu"}
 
 
 @pytest.mark.parametrize("network", ["conv", "residual"])
@@ -46,6 +54,25 @@ def test_residual_stages_and_blocks_are_what_the_arguments_say():
     assert all(isinstance(model.encoder.get_layer(n), WeightNormConv2D) for n in ("stem", "down0_0_conv1"))
     plain = ConvVAE(latent_dim=2, filters=(4, 8), network="residual", weight_norm=False, seed=0)
     assert not [layer for layer in plain.encoder.layers if isinstance(layer, WeightNormConv2D)]
+
+
+@pytest.mark.parametrize("network, default", [("conv", ()), ("residual", ()), ("locatello", (256,))])
+def test_dense_units_sit_between_the_feature_map_and_the_latent_mirrored_in_the_decoder(network, default):
+    shape = (64, 64, 1) if network == "locatello" else (28, 28, 1)
+
+    def widths(model):
+        return [[layer.units for layer in net.layers if isinstance(layer, keras.layers.Dense)]
+                for net in (model.encoder, model.decoder)]
+
+    plain = ConvVAE(data_shape=shape, latent_dim=3, filters=(4, 8), network=network, seed=0)
+    assert plain.dense_units == default
+    smallest = 7 * 7 * 8 if network != "locatello" else 16 * 16 * 8
+    assert widths(plain) == [[*default, 6], [*default, smallest]]
+    model = ConvVAE(data_shape=shape, latent_dim=3, filters=(4, 8), network=network, dense_units=(20, 10), seed=0)
+    assert widths(model) == [[20, 10, 6], [10, 20, smallest]]
+    assert ConvVAE.from_config(model.get_config()).dense_units == (20, 10)
+    x = np.zeros((2, *shape), "float32")
+    assert model.reconstruct(x).shape == (2, *shape)
 
 
 @pytest.mark.parametrize("transpose", [False, True])

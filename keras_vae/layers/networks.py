@@ -187,27 +187,31 @@ def _residual_stages(x, filters, blocks_per_stage, transpose, kernel_size, activ
 
 
 def residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation, output_units,
-                     weight_norm=True, dtype=None, name="encoder", input_scale=1.0):
+                     weight_norm=True, dtype=None, name="encoder", input_scale=1.0, hidden_units=()):
     """[Rescaling] -> Conv(filters[0]) -> residual stages (each halving the map) -> act ->
-    Flatten -> Dense(output_units)."""
+    Flatten -> Dense(hidden_units[i], activation) ... -> Dense(output_units)."""
     inputs, *scaling = _inputs(data_shape, input_scale, dtype)
     x = scaling[0](inputs) if scaling else inputs
     x = _conv(filters[0], kernel_size, 1, False, weight_norm, dtype, "stem")(x)
     x = _residual_stages(x, filters, blocks_per_stage, False, kernel_size, activation, weight_norm, dtype, "down")
     x = keras.layers.Activation(activation, dtype=dtype)(x)
     x = keras.layers.Flatten(dtype=dtype)(x)
+    for units in hidden_units:
+        x = keras.layers.Dense(units, activation=activation, dtype=dtype)(x)
     outputs = keras.layers.Dense(output_units, dtype=dtype, name="params")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
 def residual_decoder(latent_dim, filters, blocks_per_stage, kernel_size, activation, data_shape,
-                     weight_norm=True, dtype=None, name="decoder"):
-    """Mirror of `residual_encoder` for any `H x W x C`: Dense -> Reshape to
-    the encoder's smallest map -> residual stages (each doubling it) -> act ->
-    Conv(C) -> crop to `H x W`."""
+                     weight_norm=True, dtype=None, name="decoder", hidden_units=()):
+    """Mirror of `residual_encoder` for any `H x W x C`: Dense(hidden_units[i],
+    activation) ... -> Dense -> Reshape to the encoder's smallest map ->
+    residual stages (each doubling it) -> act -> Conv(C) -> crop to `H x W`."""
     h, w = _smallest_map(data_shape, len(filters))
-    inputs = keras.Input(shape=(latent_dim,))
-    x = keras.layers.Dense(h * w * filters[0], dtype=dtype)(inputs)
+    inputs = x = keras.Input(shape=(latent_dim,))
+    for units in hidden_units:
+        x = keras.layers.Dense(units, activation=activation, dtype=dtype)(x)
+    x = keras.layers.Dense(h * w * filters[0], dtype=dtype)(x)
     x = keras.layers.Reshape((h, w, filters[0]), dtype=dtype)(x)
     x = _residual_stages(x, filters, blocks_per_stage, True, kernel_size, activation, weight_norm, dtype, "up")
     x = keras.layers.Activation(activation, dtype=dtype)(x)

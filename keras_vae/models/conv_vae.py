@@ -52,6 +52,11 @@ class ConvVAE(BaseVAE):
         network: "conv", "locatello" or "residual".
         blocks_per_stage: residual blocks per stage (`network="residual"`).
         weight_norm: weight-normalised residual convolutions (`network="residual"`).
+        dense_units: widths of the dense layers (with `activation`) between
+            the flattened feature map and the posterior's parameters, mirrored
+            in the decoder before its dense layer to the smallest map (Kingma
+            et al. 2016's MNIST ResNet has one of 450); `None` (default): the
+            network's own, `(256,)` for "locatello" and none otherwise.
         **kwargs: `BaseVAE` and `keras.Model` arguments.
     """
 
@@ -75,6 +80,7 @@ class ConvVAE(BaseVAE):
         network="conv",
         blocks_per_stage=2,
         weight_norm=True,
+        dense_units=None,
         **kwargs,
     ):
         shape = validation.int_tuple("data_shape", data_shape)
@@ -88,20 +94,25 @@ class ConvVAE(BaseVAE):
         blocks_per_stage = validation.positive_int("blocks_per_stage", blocks_per_stage)
         if not isinstance(weight_norm, bool):
             raise ValueError(f"`weight_norm` must be True or False. Received: weight_norm={weight_norm!r}")
+        if dense_units is None:
+            dense_units = LOCATELLO_HIDDEN_UNITS if network == "locatello" else ()
+        dense_units = validation.int_tuple("dense_units", dense_units, min_len=0)
         dtype = kwargs["dtype"] = precision.model_dtype(kwargs.get("dtype"), self.default_dtype)
         kwargs["posterior"], outputs = self.encoder_outputs(latent_dim, kwargs.get("posterior", "diagonal_gaussian"))
         params_shape, input_scale = likelihood_plan(data_shape, kwargs)
         if network in ("conv", "locatello"):
-            hidden = LOCATELLO_HIDDEN_UNITS if network == "locatello" else ()
             encoder = networks.conv_encoder(data_shape, filters, kernel_size, activation, outputs, dtype=dtype,
-                                            input_scale=input_scale, hidden_units=hidden)
+                                            input_scale=input_scale, hidden_units=dense_units)
             decoder = networks.conv_decoder(latent_dim, filters[::-1], kernel_size, activation, params_shape,
-                                            dtype=dtype, hidden_units=hidden, last_doubles=network == "locatello")
+                                            dtype=dtype, hidden_units=dense_units[::-1],
+                                            last_doubles=network == "locatello")
         else:
             encoder = networks.residual_encoder(data_shape, filters, blocks_per_stage, kernel_size, activation,
-                                                outputs, weight_norm=weight_norm, dtype=dtype, input_scale=input_scale)
+                                                outputs, weight_norm=weight_norm, dtype=dtype, input_scale=input_scale,
+                                                hidden_units=dense_units)
             decoder = networks.residual_decoder(latent_dim, filters[::-1], blocks_per_stage, kernel_size,
-                                                activation, params_shape, weight_norm=weight_norm, dtype=dtype)
+                                                activation, params_shape, weight_norm=weight_norm, dtype=dtype,
+                                                hidden_units=dense_units[::-1])
         super().__init__(encoder, decoder, data_shape=data_shape, latent_dim=latent_dim, **kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
@@ -109,6 +120,7 @@ class ConvVAE(BaseVAE):
         self.network = network
         self.blocks_per_stage = blocks_per_stage
         self.weight_norm = weight_norm
+        self.dense_units = dense_units
 
     def get_config(self):
         return {
@@ -119,4 +131,5 @@ class ConvVAE(BaseVAE):
             "network": self.network,
             "blocks_per_stage": self.blocks_per_stage,
             "weight_norm": self.weight_norm,
+            "dense_units": self.dense_units,
         }
