@@ -235,8 +235,7 @@ RECIPES = {
         + "; objective reconstruction + 4 KL (Higgins et al. 2017)",
         **_SPRITES, "notes": _sprites_plan("beta_vae_sprites", 54, "1.5") + "\n\nHow the run went: the 100 chunks "
         "ran at 54 to 74 ms per step (median 62; the plan's 54 was measured with the cores alone), 6,286 s of "
-        "training in one "
-        "session without pauses. The metrics took 20.4 minutes over two sessions, not the planned 15: the "
+        "training in one session without pauses. The metrics took 20.4 minutes over two sessions, not the planned 15: the "
         "beta-VAE score (548 s) finished in the first; the process was stopped (SIGSTOP, 2026-12-06 23:08 UTC) "
         "for a CI run and ended with that session, and the rest (FactorVAE score to modularity, 676 s) ran from "
         "the saved beta-VAE score on 2026-12-07. The KL sits in 7 of the 10 units (3 below 0.001 nats), close "

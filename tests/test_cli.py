@@ -31,7 +31,8 @@ def trained(tfds_dir, manual_dirs, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     result = run("train", "conv_vae", "--dataset", "mnist", "--epochs", 2, "--train-examples", 512,
                  "--batch-size", 64, "--latent-dim", 4, "--filters", "8,16", "--network", "residual",
-                 "--blocks-per-stage", 1, "--dense-units", 12, "--kl-warmup-steps", 4, "--free-bits", 0.1, "--posterior", "iaf",
+                 "--blocks-per-stage", 1, "--dense-units", 12, "--kl-warmup-steps", 4, "--free-bits", 0.1,
+                 "--posterior", "iaf",
                  "--prior", "vamp", "--optimizer", "adamax", "--ema-momentum", 0.9, "--output-dir", out,
                  "--tensorboard", out / "logs", "--data-dir", tfds_dir, "--manual-dir", manual_dirs["mnist"])
     assert result.returncode == 0, result.stderr[-3000:]

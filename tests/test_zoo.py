@@ -31,7 +31,8 @@ def test_list_describes_every_entry():
     entries = zoo.list()
     assert sorted(e["name"] for e in entries) == [
         "ae_mnist", "beta_tcvae_sprites", "beta_vae_capacity_mnist", "beta_vae_mnist", "beta_vae_sprites",
-        "conv_vae_fashion_mnist", "conv_vae_mnist", "factor_vae_sprites", "resnet_vae_mnist", "vae_mnist", "vq_vae_mnist",
+        "conv_vae_fashion_mnist", "conv_vae_mnist", "factor_vae_sprites", "resnet_vae_mnist", "vae_mnist",
+        "vq_vae_mnist",
     ]
     for entry in entries:
         assert entry["description"] and entry["metrics"]
