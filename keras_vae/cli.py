@@ -119,7 +119,8 @@ def build_parser():
     train.add_argument("--train-examples", type=POSITIVE_INT, help="use only the first N training images (quick trials)")
     train.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of z (default 16; vq_vae: --code-dim)")
     train.add_argument("--likelihood", choices=likelihoods.NAMES,
-                       help="observation model (default: bernoulli on binarized mnist / fashion_mnist; "
+                       help="observation model (default: bernoulli on binarized mnist / fashion_mnist and on "
+                       "sprites / dsprites; "
                        "discretized_logistic on the 8-bit pixels of any other images; vq_vae: gaussian); it "
                        "chooses the pixel values the data pipeline gives")
     train.add_argument("--likelihood-scale", type=POSITIVE_FLOAT, help="sigma of the 'gaussian' likelihood (default 0.1)")

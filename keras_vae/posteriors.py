@@ -179,7 +179,7 @@ class IAF(Posterior):
         self.hidden_units = validation.int_tuple("hidden_units", hidden_units)
         self.context_size = validation.non_negative_int("context_size", context_size)
         self.activation = validation.activation("activation", activation)
-        self.gate_bias = float(gate_bias)
+        self.gate_bias = validation.finite_float("gate_bias", gate_bias)
         self.networks = self._flow_networks(self.num_steps, self.hidden_units, self.context_size, self.activation)
 
     def params_size(self):

@@ -53,6 +53,12 @@ def positive_float(name, value):
     return float(value)
 
 
+def finite_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    return float(value)
+
+
 def non_negative_float(name, value):
     if (
         isinstance(value, bool)
@@ -115,14 +121,25 @@ def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def check_spec(name, shape, dtype, event_shape, integer=False):
+_INTEGER_HINTS = {
+    None: " Scale integer images to [0, 1], e.g. `x / 255`.",
+    "unit": " Scale integer images to [0, 1], e.g. `x / 255`.",
+    "binary": " Binarize integer images to {0, 1} floats, e.g. `(x > 127).astype('float32')`.",
+    "8bit": " Cast 8-bit images to float32 and keep their values 0..255 (this likelihood models them).",
+    "dequantized": " Cast 8-bit images to float32 and add uniform noise in [0, 1) (keras_vae.data with "
+                   "`values='dequantized'` does both).",
+}
+
+
+def check_spec(name, shape, dtype, event_shape, integer=False, values=None):
     """Checks the static shape and dtype (floating, or integer if `integer`)
-    of a batch `[batch, *event_shape]`."""
+    of a batch `[batch, *event_shape]`; `values` (a likelihood's `values`)
+    chooses the hint for integer images."""
     dtype = tf.as_dtype(dtype)
     if integer and not dtype.is_integer:
         raise ValueError(f"`{name}` must hold integers. Received: {name}.dtype={dtype.name}")
     if not integer and not dtype.is_floating:
-        hint = " Scale integer images to [0, 1], e.g. `x / 255`." if dtype.is_integer else ""
+        hint = _INTEGER_HINTS.get(values, _INTEGER_HINTS[None]) if dtype.is_integer else ""
         raise ValueError(
             f"`{name}` must have a floating dtype (float16/32/64, bfloat16).{hint} "
             f"Received: {name}.dtype={dtype.name}"
@@ -176,7 +193,7 @@ def check_array(name, x, event_shape, likelihood=None):
                 f"`{name}` must be a numeric array. Received: {name}.dtype={arr.dtype}"
             )
         dtype, shape = arr.dtype, arr.shape
-    check_spec(name, shape, dtype, event_shape)
+    check_spec(name, shape, dtype, event_shape, values=getattr(likelihood, "values", None))
     check_values(name, x, likelihood)
 
 

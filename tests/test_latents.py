@@ -165,6 +165,8 @@ def test_bad_components_are_named():
     for make, arg in [(lambda: posteriors.IAF(4, num_steps=0), "num_steps"),
                       (lambda: priors.MAFPrior(4, num_steps=-1), "num_steps"),
                       (lambda: posteriors.IAF(1), "latent_dim"),
+                      (lambda: posteriors.IAF(4, gate_bias="high"), "gate_bias"),
+                      (lambda: posteriors.IAF(4, gate_bias=float("inf")), "gate_bias"),
                       (lambda: priors.VampPrior(4, (28, 28, 1), num_components=0), "num_components"),
                       (lambda: VAE(latent_dim=4, posterior=posteriors.IAF(3)), "posterior"),
                       (lambda: VAE(latent_dim=4, prior=priors.MAFPrior(3)), "prior"),

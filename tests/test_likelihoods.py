@@ -120,6 +120,25 @@ def test_discretized_logistic_refuses_values_outside_its_support():
         likelihoods.DiscretizedLogistic(SHAPE, num_components=0)
 
 
+@pytest.mark.parametrize("likelihood, words", [
+    ("discretized_logistic", "keep their values 0..255"),
+    ("dequantized_gaussian", "add uniform noise in \\[0, 1\\)"),
+    ("bernoulli", "Binarize integer images"),
+    ("gaussian", "Scale integer images to \\[0, 1\\]"),
+])
+def test_a_model_refuses_integer_images_with_the_hint_of_its_likelihood(likelihood, words):
+    from keras_vae import VAE
+
+    model = VAE(latent_dim=2, hidden_units=(8,), likelihood=likelihood, seed=0)
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("uint8")
+    with pytest.raises(ValueError, match=f"`x` must have a floating dtype .*{words}.*Received: x.dtype=uint8"):
+        model.encode(pixels)
+    if likelihood == "discretized_logistic":  # the same values as floats are accepted, halves are not
+        assert model.encode(pixels.astype("float32")).mean().shape == (4, 2)
+        with pytest.raises(ValueError, match="`x` must lie in the support .* DiscretizedLogistic likelihood"):
+            model.encode(pixels.astype("float32") + 0.5)
+
+
 def test_dequantized_gaussian_is_a_density_in_pixel_units():
     layer = likelihoods.get("dequantized_gaussian", SHAPE)
     assert layer.values == "dequantized" and layer.value_scale == 256.0
