@@ -42,33 +42,25 @@ def seed(name, value):
     return int(value)
 
 
+def _finite_real(value):
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and bool(np.isfinite(value))
+
+
 def positive_float(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value <= 0
-    ):
+    if not (_finite_real(value) and value > 0):
         raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
     return float(value)
 
 
 def finite_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if not _finite_real(value):
         raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
     return float(value)
 
 
 def non_negative_float(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
-        )
+    if not (_finite_real(value) and value >= 0):
+        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
     return float(value)
 
 
@@ -121,9 +113,8 @@ def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-_INTEGER_HINTS = {
-    None: " Scale integer images to [0, 1], e.g. `x / 255`.",
-    "unit": " Scale integer images to [0, 1], e.g. `x / 255`.",
+_SCALE_HINT = " Scale integer images to [0, 1], e.g. `x / 255`."
+_INTEGER_HINTS = {  # by the likelihood's `values`; `_SCALE_HINT` for "unit" and without a likelihood
     "binary": " Binarize integer images to {0, 1} floats, e.g. `(x > 127).astype('float32')`.",
     "8bit": " Cast 8-bit images to float32 and keep their values 0..255 (this likelihood models them).",
     "dequantized": " Cast 8-bit images to float32 and add uniform noise in [0, 1) (keras_vae.data with "
@@ -139,7 +130,7 @@ def check_spec(name, shape, dtype, event_shape, integer=False, values=None):
     if integer and not dtype.is_integer:
         raise ValueError(f"`{name}` must hold integers. Received: {name}.dtype={dtype.name}")
     if not integer and not dtype.is_floating:
-        hint = _INTEGER_HINTS.get(values, _INTEGER_HINTS[None]) if dtype.is_integer else ""
+        hint = _INTEGER_HINTS.get(values, _SCALE_HINT) if dtype.is_integer else ""
         raise ValueError(
             f"`{name}` must have a floating dtype (float16/32/64, bfloat16).{hint} "
             f"Received: {name}.dtype={dtype.name}"

@@ -233,7 +233,8 @@ RECIPES = {
         "92.78 nats without it, a difference of -1.73 ± 0.08, better on 78% of the images, at no measurable cost "
         "per step (`python scripts/compare_nll.py runs/resume/iaf_vae_mnist/recipe/dense450 "
         "runs/resume/iaf_vae_mnist/recipe/base --k 500`; both runs: `--epochs 8 --eval-k 500 --eval-examples "
-        "1000`, the first with `--model-arg dense_units=[450]`, the second with `--model-arg dense_units=[]`, which builds the same 630,659-parameter model). "
+        "1000`, the first with `--model-arg dense_units=[450]`, the second with `--model-arg dense_units=[]`, "
+        "which builds the same 630,659-parameter model). "
         "Free bits were not tried: on a flow posterior the floor holds for the 32 dimensions as one group "
         "(0.25 nats each: 8 nats), and the KL was 27 nats after the first epoch and 29 after eight, so the "
         "floor would not act.",
@@ -245,8 +246,8 @@ RECIPES = {
         **_SPRITES, "notes": _sprites_plan("beta_vae_sprites", 54, "1.5") + "\n\nHow the run went: the 100 chunks "
         "ran at 54 to 74 ms per step (median 62; the plan's 54 was measured with the cores alone), 6,286 s of "
         "training in one session without pauses. The metrics took 20.4 minutes over two sessions, not the "
-        "planned 15: the beta-VAE score (548 s) finished in the first; the process was stopped (SIGSTOP, 2026-12-06 23:08 UTC) "
-        "for a CI run and ended with that session, and the rest (FactorVAE score to modularity, 676 s) ran from "
+        "planned 15: the beta-VAE score (548 s) finished in the first; the process was stopped (SIGSTOP, "
+        "2026-12-06 23:08 UTC) for a CI run and ended with that session, and the rest (FactorVAE score to modularity, 676 s) ran from "
         "the saved beta-VAE score on 2026-12-07. The KL sits in 7 of the 10 units (3 below 0.001 nats), close "
         "to the 7 active dimensions the FactorVAE score counts.",
         "description": "beta-VAE (beta=4), 10 latents, disentanglement_lib's conv networks, rendered dSprites",
