@@ -25,7 +25,7 @@ import os
 import sys
 import time
 
-from keras_vae import likelihoods, posteriors, priors, validation
+from keras_vae import likelihoods, posteriors, priors, samplers, validation
 from keras_vae.models.base import OBJECTIVES
 
 #: The disentanglement family (`keras_vae.models.disentangled`), ConvVAEs with a penalty.
@@ -218,6 +218,17 @@ def build_parser():
     sample.add_argument("--seed", type=SEED, default=0)
     sample.add_argument("--temperature", type=POSITIVE_FLOAT, help="PixelCNN sampling temperature (vq_vae, default 1)")
     sample.add_argument("--output", default="samples.png")
+    sample.add_argument("--sampler", choices=samplers.KINDS,
+                        help="what z is drawn from: 'gmm' fits a Gaussian mixture to the codes of the training "
+                        "images of the data options below (the default data: mnist), 'prior' the model's prior; "
+                        "default: the sampler saved with the model")
+    sample.add_argument("--components", type=POSITIVE_INT, default=10, help="--sampler gmm: mixture components")
+    sample.add_argument("--num-images", type=POSITIVE_INT,
+                        help="--sampler gmm: fit to the first N training images (default: all)")
+    sample.add_argument("--save-model", metavar="FILE",
+                        help="with --sampler: also write the model with that sampler to this .keras file (its "
+                        "export's `sample` signature then draws from it)")
+    _data_args(sample)
 
     plot = sub.add_parser("plot", help="write a PNG chart of a saved model's latent space")
     plot.add_argument("model_path")
@@ -398,9 +409,30 @@ def _sprites_dataset(args, values, training, num_examples, with_labels):
     return ds.map(lambda x, f: (x, f[:, 0])) if with_labels else ds
 
 
+def _source_options(args):
+    """The data source and geometry options as given (None: not given)."""
+    return {"--dataset": args.dataset, "--images": args.images, "--arrays": args.arrays,
+            "--image-size": args.image_size, "--crop": args.crop}
+
+
+#: The `keras_vae.data` arguments behind the data options, for its errors.
+_DATA_OPTIONS = {"name": "--dataset", "path": "--images", "images": "--arrays", "image_size": "--image-size",
+                 "crop": "--crop", "validation_split": "--validation-split", "batch_size": "--batch-size"}
+
+
 def _dataset(args, split, likelihood, training, num_examples=None, with_labels=False):
     """The pipeline of `args`' data source, in the pixel values `likelihood`
-    (a layer or a name) models."""
+    (a layer or a name) models; `keras_vae.data`'s errors name the options."""
+    try:
+        return _source_pipeline(args, split, likelihood, training, num_examples, with_labels)
+    except ValueError as error:
+        text = str(error)
+        for argument, option in _DATA_OPTIONS.items():
+            text = text.replace(f"`{argument}`", f"`{option}`").replace(f"Received: {argument}=", f"Received: {option} ")
+        raise ValueError(text) from None
+
+
+def _source_pipeline(args, split, likelihood, training, num_examples, with_labels):
     from keras_vae import data
 
     values = (likelihoods.make(likelihood, (1, 1, 1)) if isinstance(likelihood, str) else likelihood).values
@@ -585,7 +617,7 @@ def _load(path):
 
 
 def sample(args):
-    from keras_vae import plotting
+    from keras_vae import files, plotting
 
     model = _load(args.model_path)
     kwargs = {}
@@ -595,6 +627,22 @@ def sample(args):
                 f"`--temperature` applies to vq_vae. Received it for: {type(model).__name__}"
             )
         kwargs["temperature"] = args.temperature
+    if args.sampler != "gmm":  # prior draws read no images
+        given = [flag for flag, value in _source_options(args).items() if value is not None]
+        if given:
+            raise ValueError(f"`{given[0]}` applies to `sample --sampler gmm` (the training images whose codes it "
+                             f"fits); other samples read no images. Received: {given[0]} with --sampler "
+                             f"{args.sampler or '(none)'}")
+    if args.save_model is not None and args.sampler is None:
+        raise ValueError("`--save-model` writes the model with the sampler of `--sampler`, which is not given. "
+                         f"Received: --save-model {args.save_model!r}")
+    if args.sampler is not None:
+        images = None
+        if args.sampler == "gmm":
+            images = _dataset(args, "train", model.likelihood, training=False, num_examples=args.num_images)
+        model.fit_sampler(images, kind=args.sampler, components=args.components, seed=args.seed)
+        if args.save_model is not None:
+            files.save_model(model, args.save_model)
     plotting.plot_samples(model, args.output, num_samples=args.num, seed=args.seed, **kwargs)
     print(f"wrote {args.num} samples of {args.model_path} to {args.output}")
     return 0

@@ -292,8 +292,8 @@ def from_directory(path, split=None, validation_split=0.1, batch_size=128, binar
     Every PNG, JPEG, BMP and GIF file (the first frame) under `path`, in
     sub-folders too, sorted by path, decoded by `tf.io.decode_image`. Every
     file's header is read before the pipeline is built (with Pillow), so an
-    unreadable file, or images of different sizes without `image_size`,
-    fail at once with the file named.
+    unreadable file, images of different sizes without `image_size`, or a
+    `crop` larger than an image fail at once with the file named.
 
     Args:
         path: The folder.
@@ -302,6 +302,9 @@ def from_directory(path, split=None, validation_split=0.1, batch_size=128, binar
             file's path relative to `path` (stable when files are added, the
             same for every seed).
         validation_split: The share of files in the "test" split, in [0, 1).
+        shuffle: Defaults to `True` for `split="train"` only: `split=None`
+            yields every file in path order, as an evaluation split does, so
+            pass `shuffle=True` to train on all of them.
         channels: 1 (grey) or 3 (colour; grey files are repeated). Default:
             1 when every file is grey, else 3.
         with_labels: Yield `(images, labels)`, the label of a file the index
@@ -336,8 +339,14 @@ def from_directory(path, split=None, validation_split=0.1, batch_size=128, binar
                              f"Received: validation_split={validation_split!r}")
     labels = _folder_labels(root, files) if with_labels else [-1] * len(files)
     sizes, grey = _headers(files, image_size is None, path)
+    crop = options["crop"]
+    too_small = [(h, w, f) for (h, w), f in sizes.items() if crop is not None and (crop[0] > h or crop[1] > w)]
+    if too_small:  # checked here: the pipeline knows no size when the files differ
+        height, width, file = too_small[0]
+        raise ValueError(f"`crop` must fit in every image; {os.path.relpath(file, root)} in {path!r} is "
+                         f"{height}x{width}. Received: crop={crop}")
     channels = channels or (1 if grey else 3)
-    stored = (*sizes, channels) if sizes else (None, None, channels)
+    stored = (*next(iter(sizes)), channels) if len(sizes) == 1 else (None, None, channels)
 
     def decode(file, label):
         # Three channels for every format (TF decodes BMP and GIF to no fewer);
@@ -373,6 +382,9 @@ def from_arrays(images, labels=None, split=None, validation_split=0.1, batch_siz
         split: `None` (every image), "train" or "test": a `.npz` file's own
             split, else a held-out share `validation_split` of the images
             (a fixed pseudorandom choice, the same for every seed).
+        shuffle: Defaults to `True` for `split="train"` only: `split=None`
+            yields every image in order, as an evaluation split does, so pass
+            `shuffle=True` to train on all of them.
         Others: as `load_dataset`.
     """
     options = _options(binarize, values, batch_size, seed, num_examples, image_size, crop)
@@ -557,8 +569,9 @@ def _folder_labels(root, files):
 
 
 def _headers(files, need_one_size, path):
-    """`((height, width) or None, all grey)` from the files' headers;
-    raises for an unreadable file and, when `need_one_size`, mixed sizes."""
+    """`({(height, width): first file of that size}, all grey)` from the
+    files' headers; raises for an unreadable file and, when
+    `need_one_size`, mixed sizes."""
     from PIL import Image, UnidentifiedImageError
 
     sizes, grey = {}, True
@@ -576,7 +589,7 @@ def _headers(files, need_one_size, path):
         examples = ", ".join(f"{os.path.relpath(f, path)} {h}x{w}" for (h, w), f in list(sizes.items())[:3])
         raise ValueError(f"`image_size` must be given for images of different sizes, as in {path!r}: {examples}. "
                          "Received: image_size=None")
-    return (next(iter(sizes)) if len(sizes) == 1 else None), grey
+    return sizes, grey
 
 
 def _grey_palette(file):

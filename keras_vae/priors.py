@@ -61,25 +61,28 @@ class VampPrior(Prior):
     2018), as a `tfd.MixtureSameFamily`; with a flow posterior, of its base
     Gaussians q(z_0 | u_k) (so not exactly the mixture of the posteriors).
 
-    The pseudo-inputs start uniform in [0, 1) (the range of image data), or
-    at K training images with `model.initialize_from_data(x)`. With an `iaf`
-    posterior the components are the flow's base Gaussians.
+    The pseudo-inputs start uniform in [0, `value_scale`) (the range of the
+    data's pixel values: a model passes its likelihood's, 255 for 8-bit
+    values), or at K training images with `model.initialize_from_data(x)`.
+    With an `iaf` posterior the components are the flow's base Gaussians.
 
     Args:
         latent_dim: dimension of z.
         data_shape: shape of one input (a pseudo-input's shape).
         num_components: K.
+        value_scale: the top of the pseudo-inputs' initial range.
     """
 
-    def __init__(self, latent_dim, data_shape, num_components=50, **kwargs):
+    def __init__(self, latent_dim, data_shape, num_components=50, value_scale=1.0, **kwargs):
         super().__init__(latent_dim, **kwargs)
         self.data_shape = validation.int_tuple("data_shape", data_shape)
         self.num_components = validation.positive_int("num_components", num_components)
+        self.value_scale = validation.positive_float("value_scale", value_scale)
 
     def build(self, input_shape=None):
         self.pseudo_inputs = self.add_weight(
             name="pseudo_inputs", shape=(self.num_components, *self.data_shape),
-            initializer=keras.initializers.RandomUniform(0.0, 1.0),
+            initializer=keras.initializers.RandomUniform(0.0, self.value_scale),
         )
         self.built = True
 
@@ -91,7 +94,8 @@ class VampPrior(Prior):
         return tfd.MixtureSameFamily(mixture, components)
 
     def get_config(self):
-        return {**super().get_config(), "data_shape": self.data_shape, "num_components": self.num_components}
+        return {**super().get_config(), "data_shape": self.data_shape, "num_components": self.num_components,
+                "value_scale": self.value_scale}
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -146,22 +150,23 @@ class MAFPrior(Prior):
 
 
 _BY_NAME = {
-    "standard_normal": lambda latent_dim, data_shape: StandardNormal(latent_dim),
-    "vamp": lambda latent_dim, data_shape: VampPrior(latent_dim, data_shape),
-    "maf": lambda latent_dim, data_shape: MAFPrior(latent_dim),
+    "standard_normal": lambda latent_dim, data_shape, value_scale: StandardNormal(latent_dim),
+    "vamp": lambda latent_dim, data_shape, value_scale: VampPrior(latent_dim, data_shape, value_scale=value_scale),
+    "maf": lambda latent_dim, data_shape, value_scale: MAFPrior(latent_dim),
 }
 
 #: Valid prior names.
 NAMES = tuple(_BY_NAME)
 
 
-def get(prior, latent_dim, data_shape):
+def get(prior, latent_dim, data_shape, value_scale=1.0):
     """The prior layer for `prior` (a name in `NAMES`, or a `Prior` instance,
     returned as it is) over `latent_dim` dimensions, for inputs of
-    `data_shape` (used by `vamp`).
+    `data_shape` whose pixel values reach `value_scale` (both used by
+    `vamp`).
 
     Raises:
         ValueError: for an unknown name, or a layer of another `latent_dim`.
     """
-    return validation.component("prior", prior, Prior, NAMES, lambda name: _BY_NAME[name](latent_dim, data_shape),
-                                latent_dim)
+    return validation.component("prior", prior, Prior, NAMES,
+                                lambda name: _BY_NAME[name](latent_dim, data_shape, value_scale), latent_dim)

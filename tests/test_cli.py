@@ -74,6 +74,20 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     assert "`--temperature` applies to vq_vae. Received it for: ConvVAE" in capsys.readouterr().err
     assert cli.main(["train-prior", str(out / "model.keras")]) == 2
     assert "`model_path` must hold a model with a learned prior (vq_vae)" in capsys.readouterr().err
+    assert cli.main(["sample", str(out / "model.keras"), "--dataset", "mnist"]) == 2
+    assert ("`--dataset` applies to `sample --sampler gmm` (the training images whose codes it fits); other samples "
+            "read no images. Received: --dataset with --sampler (none)") in capsys.readouterr().err
+    assert cli.main(["sample", str(out / "model.keras"), "--save-model", str(tmp_path / "m.keras")]) == 2
+    assert "`--save-model` writes the model with the sampler of `--sampler`" in capsys.readouterr().err
+    # A mixture fitted to the codes of the first 256 training images, saved with the model.
+    with_gmm, gmm_png = tmp_path / "gmm.keras", tmp_path / "gmm.png"
+    assert cli.main(["sample", str(out / "model.keras"), "--sampler", "gmm", "--components", "3", "--num-images",
+                     "256", "--data-dir", str(tfds_dir), "--manual-dir", str(manual_dirs["mnist"]),
+                     "--save-model", str(with_gmm), "--output", str(gmm_png)]) == 0
+    capsys.readouterr()
+    sampler = keras.models.load_model(with_gmm).sampler_layer
+    assert type(sampler).__name__ == "GaussianMixtureSampler" and sampler.components == 3
+    assert matplotlib.image.imread(gmm_png).shape[0] > 50
     png = tmp_path / "grid.png"
     result = run("sample", out / "model.keras", "--num", 16, "--seed", 3, "--output", png)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -18,13 +18,24 @@ from keras_vae import data
 NUM = 120  # digits written to files
 
 
-@pytest.fixture(scope="module")
-def digits(tfds_dir, manual_dirs):
-    """The first `NUM` Fashion-MNIST test images as uint8 `[N, 28, 28]`, and labels."""
-    ds = data.load_dataset("fashion_mnist", split="test", batch_size=NUM, num_examples=NUM, values="8bit",
-                           with_labels=True, data_dir=str(tfds_dir), manual_dir=manual_dirs["fashion_mnist"])
+def _first_test_images(name, tfds_dir, manual_dirs):
+    """The first `NUM` test images of `name` as uint8 `[N, 28, 28]`, and labels."""
+    ds = data.load_dataset(name, split="test", batch_size=NUM, num_examples=NUM, values="8bit",
+                           with_labels=True, data_dir=str(tfds_dir), manual_dir=manual_dirs[name])
     images, labels = next(iter(ds))
     return images.numpy()[..., 0].astype("uint8"), labels.numpy()
+
+
+@pytest.fixture(scope="module")
+def digits(tfds_dir, manual_dirs):
+    """The first `NUM` Fashion-MNIST test images and labels."""
+    return _first_test_images("fashion_mnist", tfds_dir, manual_dirs)
+
+
+@pytest.fixture(scope="module")
+def mnist_digits(tfds_dir, manual_dirs):
+    """The first `NUM` MNIST test images and labels."""
+    return _first_test_images("mnist", tfds_dir, manual_dirs)
 
 
 def _write(folder, images, labels, formats=("png",), colour=False):
@@ -49,8 +60,9 @@ def _all(ds):
     return np.concatenate(batches)
 
 
-def test_directory_of_grey_files_gives_the_stored_pixels(tmp_path, digits):
-    images, labels = digits
+@pytest.mark.parametrize("source", ["mnist_digits", "digits"])
+def test_directory_of_grey_files_gives_the_stored_pixels(tmp_path, source, request):
+    images, labels = request.getfixturevalue(source)
     folder = _write(tmp_path / "grey", images, labels, formats=("png", "bmp", "gif"))
     x, y = _all(data.from_directory(folder, values="8bit", batch_size=50, with_labels=True))
     want_x, want_y = _by_path_order(images, labels)
@@ -61,8 +73,9 @@ def test_directory_of_grey_files_gives_the_stored_pixels(tmp_path, digits):
     np.testing.assert_allclose(unit[..., 0], want_x / 255.0, rtol=1e-6)
 
 
-def test_directory_of_colour_files(tmp_path, digits):
-    images, labels = digits
+@pytest.mark.parametrize("source", ["mnist_digits", "digits"])
+def test_directory_of_colour_files(tmp_path, source, request):
+    images, labels = request.getfixturevalue(source)
     folder = _write(tmp_path / "colour", images[:40], labels[:40], colour=True)
     x = _all(data.from_directory(folder, values="8bit", batch_size=40))
     want, _ = _by_path_order(images[:40], labels[:40])
@@ -109,10 +122,14 @@ def test_directory_bad_input(tmp_path, digits):
     with pytest.raises(ValueError, match=r"`image_size` must be given for images of different sizes.*30x31"):
         data.from_directory(mixed, batch_size=2)
     assert _all(data.from_directory(mixed, batch_size=2, image_size=28)).shape == (5, 28, 28, 1)
+    # Mixed sizes: the pipeline knows no stored size, so the headers are checked before it is built.
+    with pytest.raises(ValueError, match=r"`crop` must fit in every image; .*\.png in .* is 28x28. Received: crop=\(29, 29\)"):
+        data.from_directory(mixed, image_size=28, crop=29, batch_size=2)
+    assert _all(data.from_directory(mixed, image_size=20, crop=28, batch_size=2)).shape == (5, 20, 20, 1)
     (mixed / "broken.png").write_bytes(b"not a png at all")
     with pytest.raises(ValueError, match=r"readable image files.*broken\.png"):
         data.from_directory(mixed, image_size=28)
-    with pytest.raises(ValueError, match=r"`crop` must fit in the images, 28x28"):
+    with pytest.raises(ValueError, match=r"`crop` must fit in every image; \d/0000\.png in .* is 28x28"):
         data.from_directory(_write(tmp_path / "ok", images[:4], labels[:4]), crop=29, batch_size=2)
     with pytest.raises(ValueError, match=r"`values` must be one of"):
         data.from_directory(mixed, values="16bit")
@@ -259,11 +276,18 @@ def test_cli_data_errors_are_one_line_before_training(tmp_path, capsys):
     from keras_vae import cli
 
     (tmp_path / "empty").mkdir()
+    (tmp_path / "mixed").mkdir()
+    for i in range(10):  # both sizes in the training split, whichever files the hash holds out
+        Image.fromarray(np.zeros((28, 28), "uint8")).save(tmp_path / "mixed" / f"small{i}.png")
+        Image.fromarray(np.zeros((30, 31), "uint8")).save(tmp_path / "mixed" / f"big{i}.png")
     cases = [
-        (["--images", tmp_path / "empty"], r"`path` must hold image files"),
-        (["--dataset", "no_such_dataset"], r"`name` must be a TFDS dataset name"),
-        (["--dataset", "imdb_reviews"], r"`name` must be a TFDS dataset with an image feature"),
-        (["--arrays", tmp_path / "none.npz"], r"`images` must be an array or an existing \.npy / \.npz file"),
+        (["--images", tmp_path / "empty"], r"`--images` must hold image files .*Received: --images '.*empty'"),
+        (["--dataset", "no_such_dataset"], r"`--dataset` must be a TFDS dataset name"),
+        (["--dataset", "imdb_reviews"], r"`--dataset` must be a TFDS dataset with an image feature"),
+        (["--arrays", tmp_path / "none.npz"], r"`--arrays` must be an array or an existing \.npy / \.npz file"),
+        (["--images", tmp_path / "mixed"], r"`--image-size` must be given for images of different sizes"),
+        (["--images", tmp_path / "mixed", "--image-size", "28", "--crop", "29"],
+         r"`--crop` must fit in every image; .* is 28x28. Received: --crop \(29, 29\)"),
     ]
     for args, match in cases:
         assert cli.main(["train", "conv_vae", *map(str, args), "--data-dir", str(tmp_path / "tfds")]) == 2

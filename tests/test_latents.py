@@ -168,6 +168,7 @@ def test_bad_components_are_named():
                       (lambda: posteriors.IAF(4, gate_bias="high"), "gate_bias"),
                       (lambda: posteriors.IAF(4, gate_bias=float("inf")), "gate_bias"),
                       (lambda: priors.VampPrior(4, (28, 28, 1), num_components=0), "num_components"),
+                      (lambda: priors.VampPrior(4, (28, 28, 1), value_scale=0), "value_scale"),
                       (lambda: VAE(latent_dim=4, posterior=posteriors.IAF(3)), "posterior"),
                       (lambda: VAE(latent_dim=4, prior=priors.MAFPrior(3)), "prior"),
                       (lambda: VAE(latent_dim=4, prior=priors.VampPrior(4, (14, 14, 1))), "prior")]:
@@ -177,6 +178,17 @@ def test_bad_components_are_named():
 
     with pytest.raises(ValueError, match="AE has its own latent and takes no `posterior` / `prior`"):
         AE(prior="vamp")
+
+
+def test_vamp_pseudo_inputs_start_in_the_range_of_the_likelihoods_values():
+    for likelihood, top in [("bernoulli", 1.0), ("discretized_logistic", 255.0), ("dequantized_gaussian", 256.0)]:
+        model = VAE(latent_dim=2, hidden_units=(8,), likelihood=likelihood, prior="vamp", seed=0)
+        model.build()
+        inputs = keras.ops.convert_to_numpy(model.prior_layer.pseudo_inputs)
+        assert model.prior_layer.value_scale == top and inputs.min() >= 0 and inputs.max() < top
+        assert inputs.max() > 0.9 * top  # 50 x 784 uniform draws fill the range
+        restored = priors.VampPrior.from_config(model.prior_layer.get_config())
+        assert restored.value_scale == top
 
 
 class TestIAFWithVampPrior(ModelTests):

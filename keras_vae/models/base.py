@@ -242,7 +242,7 @@ class BaseVAE(ObjectiveModel):
     def _latent_components(self, posterior, prior):
         """The posterior and prior layers (None, None for a model without the choice)."""
         if self.has_kl_term:
-            prior = priors_lib.get(prior, self.latent_dim, self.data_shape)
+            prior = priors_lib.get(prior, self.latent_dim, self.data_shape, self.likelihood.value_scale)
             if isinstance(prior, priors_lib.VampPrior) and prior.data_shape != self.data_shape:
                 raise ValueError(
                     f"`prior` must have pseudo-inputs of the data's shape {self.data_shape}. "
