@@ -212,7 +212,8 @@ def build_parser():
     prior.add_argument("--backup-dir", help="back up every epoch here and resume from it when restarted")
     prior.add_argument("--output", help="where to save the model with its prior (default: overwrite model_path)")
 
-    sample = sub.add_parser("sample", help="write a PNG grid of prior samples from a saved model")
+    sample = sub.add_parser("sample", help="write a PNG grid of samples from a saved model (its prior, or a sampler "
+                            "fitted to the codes of training images)")
     sample.add_argument("model_path")
     sample.add_argument("--num", type=POSITIVE_INT, default=64)
     sample.add_argument("--seed", type=SEED, default=0)
@@ -222,9 +223,10 @@ def build_parser():
                         help="what z is drawn from: 'gmm' fits a Gaussian mixture to the codes of the training "
                         "images of the data options below (the default data: mnist), 'prior' the model's prior; "
                         "default: the sampler saved with the model")
-    sample.add_argument("--components", type=POSITIVE_INT, default=10, help="--sampler gmm: mixture components")
+    sample.add_argument("--components", type=POSITIVE_INT, help="--sampler gmm: mixture components (default 10)")
     sample.add_argument("--num-images", type=POSITIVE_INT,
-                        help="--sampler gmm: fit to the first N training images (default: all)")
+                        help="--sampler gmm: fit to the first N training images (default: all; --dataset sprites: "
+                        "a fixed draw of 10,000)")
     sample.add_argument("--save-model", metavar="FILE",
                         help="with --sampler: also write the model with that sampler to this .keras file (its "
                         "export's `sample` signature then draws from it)")
@@ -417,7 +419,8 @@ def _source_options(args):
 
 #: The `keras_vae.data` arguments behind the data options, for its errors.
 _DATA_OPTIONS = {"name": "--dataset", "path": "--images", "images": "--arrays", "image_size": "--image-size",
-                 "crop": "--crop", "validation_split": "--validation-split", "batch_size": "--batch-size"}
+                 "crop": "--crop", "validation_split": "--validation-split", "batch_size": "--batch-size",
+                 "split": "--split"}
 
 
 def _dataset(args, split, likelihood, training, num_examples=None, with_labels=False):
@@ -429,7 +432,9 @@ def _dataset(args, split, likelihood, training, num_examples=None, with_labels=F
         text = str(error)
         for argument, option in _DATA_OPTIONS.items():
             text = text.replace(f"`{argument}`", f"`{option}`").replace(f"Received: {argument}=", f"Received: {option} ")
-        raise ValueError(text) from None
+        if text == str(error):
+            raise
+        raise ValueError(text) from error
 
 
 def _source_pipeline(args, split, likelihood, training, num_examples, with_labels):
@@ -617,8 +622,22 @@ def _load(path):
 
 
 def sample(args):
+    import tensorflow as tf
+
     from keras_vae import files, plotting
 
+    if args.sampler != "gmm":  # the prior, or the saved sampler, reads no images
+        given = {**_source_options(args), "--num-images": args.num_images, "--components": args.components}
+        flag = next((flag for flag, value in given.items() if value is not None), None)
+        if flag is not None:
+            raise ValueError(f"`{flag}` applies to `sample --sampler gmm` (the training images whose codes it "
+                             f"fits); other samples read no images. Received: {flag} with --sampler "
+                             f"{args.sampler or '(none)'}")
+    if args.save_model is not None and args.sampler is None:
+        raise ValueError("`--save-model` writes the model with the sampler of `--sampler`, which is not given. "
+                         f"Received: --save-model {args.save_model!r}")
+    if args.save_model is not None and not args.save_model.endswith(".keras"):
+        raise ValueError(f"`--save-model` must be a .keras file name. Received: --save-model {args.save_model!r}")
     model = _load(args.model_path)
     kwargs = {}
     if args.temperature is not None:
@@ -627,24 +646,29 @@ def sample(args):
                 f"`--temperature` applies to vq_vae. Received it for: {type(model).__name__}"
             )
         kwargs["temperature"] = args.temperature
-    if args.sampler != "gmm":  # prior draws read no images
-        given = [flag for flag, value in _source_options(args).items() if value is not None]
-        if given:
-            raise ValueError(f"`{given[0]}` applies to `sample --sampler gmm` (the training images whose codes it "
-                             f"fits); other samples read no images. Received: {given[0]} with --sampler "
-                             f"{args.sampler or '(none)'}")
-    if args.save_model is not None and args.sampler is None:
-        raise ValueError("`--save-model` writes the model with the sampler of `--sampler`, which is not given. "
-                         f"Received: --save-model {args.save_model!r}")
-    if args.sampler is not None:
-        images = None
-        if args.sampler == "gmm":
-            images = _dataset(args, "train", model.likelihood, training=False, num_examples=args.num_images)
-        model.fit_sampler(images, kind=args.sampler, components=args.components, seed=args.seed)
-        if args.save_model is not None:
-            files.save_model(model, args.save_model)
+    if args.sampler is not None and hasattr(model, "pixelcnn"):
+        raise ValueError("`--sampler` applies to models with a vector latent; a vq_vae draws its code maps from "
+                         f"its PixelCNN prior (keras-vae train-prior). Received: --sampler {args.sampler}")
+    fitted = ""
+    if args.sampler == "gmm":
+        images = _dataset(args, "train", model.likelihood, training=False, num_examples=args.num_images)
+        shape = tuple(images.element_spec.shape[1:])
+        if shape != tuple(model.data_shape):
+            raise ValueError(f"The data options must give images of the model's shape {tuple(model.data_shape)} "
+                             f"(see --image-size, --dataset / --images / --arrays). Received: {shape} images from "
+                             f"{_source_name(args)}")
+        count = int(images.reduce(0, lambda n, x: n + tf.shape(x)[0]))  # fills the pipeline's cache
+        components = 10 if args.components is None else args.components
+        history = model.fit_sampler(images, kind="gmm", components=components, seed=args.seed)
+        fitted = (f"; a {components}-component mixture fitted to the codes of {count} training images of "
+                  f"{_source_name(args)} ({history[-1]:.2f} nats per code)")
+    elif args.sampler == "prior":
+        model.fit_sampler(None, kind="prior")
     plotting.plot_samples(model, args.output, num_samples=args.num, seed=args.seed, **kwargs)
-    print(f"wrote {args.num} samples of {args.model_path} to {args.output}")
+    if args.save_model is not None:
+        files.save_model(model, args.save_model)
+    print(f"wrote {args.num} samples of {args.model_path} to {args.output}{fitted}"
+          + ("" if args.save_model is None else f"; the model with its sampler to {args.save_model}"))
     return 0
 
 

@@ -82,10 +82,12 @@ def sample_grid(model, num_samples=64, seed=0, **sample_kwargs):
 
 
 def plot_samples(model, path, num_samples=64, seed=0, **sample_kwargs):
-    """Decoded prior samples (likelihood means) as a grid; `sample_kwargs`
-    go to `model.sample` (e.g. `temperature` for `VQVAE`)."""
+    """Decoded samples (likelihood means) of `model.sample` as a grid: from
+    the prior, or the sampler `fit_sampler` set; `sample_kwargs` go to
+    `model.sample` (e.g. `temperature` for `VQVAE`)."""
     images = _samples(model, num_samples, seed, sample_kwargs)
-    return save_grid(images, path, title=f"{model.name}: {len(images)} samples from the prior")
+    source = "the prior" if getattr(model, "sampler_layer", None) is None else "the fitted mixture"
+    return save_grid(images, path, title=f"{model.name}: {len(images)} samples from {source}")
 
 
 def _reconstruction_rows(model, x, num_images):

@@ -77,14 +77,21 @@ def test_sample_and_evaluate_a_saved_model(trained, tmp_path, tfds_dir, manual_d
     assert cli.main(["sample", str(out / "model.keras"), "--dataset", "mnist"]) == 2
     assert ("`--dataset` applies to `sample --sampler gmm` (the training images whose codes it fits); other samples "
             "read no images. Received: --dataset with --sampler (none)") in capsys.readouterr().err
+    assert cli.main(["sample", str(out / "model.keras"), "--components", "3", "--sampler", "prior"]) == 2
+    assert "`--components` applies to `sample --sampler gmm`" in capsys.readouterr().err
     assert cli.main(["sample", str(out / "model.keras"), "--save-model", str(tmp_path / "m.keras")]) == 2
     assert "`--save-model` writes the model with the sampler of `--sampler`" in capsys.readouterr().err
+    assert cli.main(["sample", str(out / "model.keras"), "--sampler", "gmm", "--save-model", "m.h5"]) == 2
+    assert "`--save-model` must be a .keras file name. Received: --save-model 'm.h5'" in capsys.readouterr().err
+    assert cli.main(["sample", str(out / "model.keras"), "--sampler", "gmm", "--arrays", str(tmp_path / "a.npz")]) == 2
+    assert "`--arrays` must be an array or an existing .npy / .npz file" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written by a refused command
     # A mixture fitted to the codes of the first 256 training images, saved with the model.
     with_gmm, gmm_png = tmp_path / "gmm.keras", tmp_path / "gmm.png"
     assert cli.main(["sample", str(out / "model.keras"), "--sampler", "gmm", "--components", "3", "--num-images",
                      "256", "--data-dir", str(tfds_dir), "--manual-dir", str(manual_dirs["mnist"]),
                      "--save-model", str(with_gmm), "--output", str(gmm_png)]) == 0
-    capsys.readouterr()
+    assert "a 3-component mixture fitted to the codes of 256 training images of mnist" in capsys.readouterr().out
     sampler = keras.models.load_model(with_gmm).sampler_layer
     assert type(sampler).__name__ == "GaussianMixtureSampler" and sampler.components == 3
     assert matplotlib.image.imread(gmm_png).shape[0] > 50
